@@ -1,0 +1,346 @@
+"""A deterministic in-memory network of Raft nodes, shipped for tests of every layer.
+
+`Network` owns the nodes (`SimNode`: a `RawNode` over a `MemoryStorage` that plays the
+disk, plus a toy state machine) and the messages in flight. Faults are per directed link:
+`cut` and `isolate` drop everything, `drop` loses a fraction, `delay` holds messages for some
+ticks, and `reorder`/`duplicate` perturb delivery. `recover` heals everything. All
+randomness comes from the network's seeded RNG, so a seed replays a run exactly.
+
+A node's Ready is handled in the order the core requires: persist (snapshot, entries, hard
+state) to its storage, queue its messages, apply committed entries, advance. `crash`
+discards the in-memory node and its undelivered outbox; `restart` rebuilds it from storage,
+as a real process restarting from its WAL would.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..errors import SnapOutOfDate
+from ..rawnode import RawNode
+from ..storage import MemoryStorage
+from ..types import Entry, Message, MessageType, ReadState, Ready, Snapshot, StateType
+
+Link = tuple[int, int]
+
+
+@dataclass(slots=True)
+class AppState:
+    """A toy state machine: the number of entries applied and a checksum chain over them."""
+
+    applied_index: int = 0
+    applied_term: int = 0
+    checksum: int = 0
+
+    def apply(self, e: Entry) -> None:
+        self.applied_index = e.index
+        self.applied_term = e.term
+        self.checksum = zlib.crc32(e.data, zlib.crc32(e.index.to_bytes(8, "big"), self.checksum))
+
+    def encode(self) -> bytes:
+        return b"%d/%d/%d" % (self.applied_index, self.applied_term, self.checksum)
+
+    @classmethod
+    def decode(cls, b: bytes) -> AppState:
+        if not b:
+            return cls()
+        i, t, c = (int(x) for x in b.split(b"/"))
+        return cls(i, t, c)
+
+
+@dataclass(slots=True)
+class SnapshotPolicy:
+    """Snapshot every `count` applied entries, keeping `catch_up` entries behind (etcd's
+    snapshot_count and catch-up entries, scaled down for tests). count=0 disables."""
+
+    count: int = 0
+    catch_up: int = 0
+
+
+Observer = Callable[["SimNode", Ready], None]
+
+
+class SimNode:
+    """One node: core, simulated disk and state machine. Survives crashes via `storage`."""
+
+    def __init__(self, config: Config, storage: MemoryStorage, policy: SnapshotPolicy) -> None:
+        self.config = config
+        self.storage = storage
+        self.policy = policy
+        self.node: RawNode | None = None
+        self.app = AppState()
+        self.read_states: list[ReadState] = []
+        self.snapshots_applied = 0  # snapshots received from a leader and applied
+        self.start()
+
+    @property
+    def id(self) -> int:
+        return self.config.id
+
+    @property
+    def alive(self) -> bool:
+        return self.node is not None
+
+    @property
+    def raw(self) -> RawNode:
+        if self.node is None:
+            raise RuntimeError(f"node {self.id} is down")
+        return self.node
+
+    def start(self) -> None:
+        snap = self.storage.snapshot()
+        self.app = AppState.decode(snap.data)
+        self.node = RawNode(self.config, self.storage)
+
+    def crash(self) -> None:
+        self.node = None
+        self.read_states = []
+
+    def handle_ready(self, outbox: list[Message], observer: Observer | None = None) -> bool:
+        """Handle one Ready if there is one; returns whether there was."""
+        n = self.node
+        if n is None or not n.has_ready():
+            return False
+        rd = n.ready()
+        if observer is not None:
+            observer(self, rd)
+        # 1. persist
+        if rd.snapshot is not None:
+            try:
+                self.storage.apply_snapshot(rd.snapshot)
+            except SnapOutOfDate:
+                pass
+        if rd.entries:
+            self.storage.append(rd.entries)
+        if rd.hard_state is not None:
+            self.storage.set_hard_state(rd.hard_state)
+        # 2. send
+        outbox.extend(rd.messages)
+        # 3. apply
+        if rd.snapshot is not None:
+            self.app = AppState.decode(rd.snapshot.data)
+            self.snapshots_applied += 1
+        for e in rd.committed_entries:
+            self.app.apply(e)
+        self.read_states.extend(rd.read_states)
+        # 4. advance
+        n.advance(rd)
+        self._maybe_snapshot()
+        return True
+
+    def _maybe_snapshot(self) -> None:
+        p = self.policy
+        applied = self.app.applied_index
+        if p.count <= 0 or applied - self.storage.snapshot().metadata.index < p.count:
+            return
+        self.storage.create_snapshot(applied, self.raw.conf_state(), self.app.encode())
+        compact_to = applied - p.catch_up
+        if compact_to >= self.storage.first_index():
+            self.storage.compact(compact_to)
+
+
+@dataclass(slots=True)
+class _InFlight:
+    deliver_at: int  # network tick at which it may be delivered
+    seq: int
+    msg: Message
+
+
+@dataclass(slots=True)
+class Faults:
+    cut: set[Link] = field(default_factory=set)
+    drop: dict[Link, float] = field(default_factory=dict)
+    delay: dict[Link, int] = field(default_factory=dict)
+    reorder: float = 0.0
+    duplicate: float = 0.0
+    ignore: set[MessageType] = field(default_factory=set)
+
+    def any(self) -> bool:
+        return bool(
+            self.cut or self.drop or self.delay or self.reorder or self.duplicate or self.ignore
+        )
+
+
+class Network:
+    """Nodes plus the messages between them; everything is driven by explicit calls."""
+
+    def __init__(
+        self,
+        ids: Iterable[int],
+        *,
+        seed: int = 0,
+        config: Callable[[int], Config] | None = None,
+        policy: SnapshotPolicy | None = None,
+    ) -> None:
+        self.ids = tuple(sorted(ids))
+        self.rng = random.Random(seed)
+        self.policy = policy or SnapshotPolicy()
+        self._config = config or (lambda i: Config(id=i, voters=self.ids, seed=seed * 1000 + i))
+        self.nodes: dict[int, SimNode] = {
+            i: SimNode(self._config(i), MemoryStorage(), self.policy) for i in self.ids
+        }
+        self.faults = Faults()
+        self.in_flight: list[_InFlight] = []
+        self.now = 0  # network ticks
+        self._seq = 0
+        self.observer: Observer | None = None
+        self.delivered = 0
+        self.dropped = 0
+
+    # -- faults --------------------------------------------------------------------------
+
+    def cut(self, a: int, b: int) -> None:
+        """Drop every message between a and b, both ways."""
+        self.faults.cut |= {(a, b), (b, a)}
+
+    def cut_oneway(self, frm: int, to: int) -> None:
+        self.faults.cut.add((frm, to))
+
+    def isolate(self, node: int) -> None:
+        for other in self.ids:
+            if other != node:
+                self.cut(node, other)
+
+    def partition(self, *groups: Iterable[int]) -> None:
+        """Cut every link between different groups (nodes in no group are isolated)."""
+        where = {i: g for g, members in enumerate(groups) for i in members}
+        for a in self.ids:
+            for b in self.ids:
+                if a != b and where.get(a, -1 - a) != where.get(b, -1 - b):
+                    self.faults.cut.add((a, b))
+
+    def drop(self, frm: int, to: int, rate: float) -> None:
+        self.faults.drop[(frm, to)] = rate
+
+    def delay(self, frm: int, to: int, ticks: int) -> None:
+        self.faults.delay[(frm, to)] = ticks
+
+    def set_reorder(self, p: float) -> None:
+        self.faults.reorder = p
+
+    def set_duplicate(self, p: float) -> None:
+        self.faults.duplicate = p
+
+    def ignore(self, t: MessageType) -> None:
+        self.faults.ignore.add(t)
+
+    def recover(self) -> None:
+        """Heal every fault (messages already in flight stay in flight)."""
+        self.faults = Faults()
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def crash(self, node: int) -> None:
+        self.nodes[node].crash()
+        # Messages to a dead process are lost; those it already sent may still arrive.
+        self.in_flight = [f for f in self.in_flight if f.msg.to != node]
+
+    def restart(self, node: int, config: Config | None = None) -> None:
+        sn = self.nodes[node]
+        if config is not None:
+            sn.config = config
+        sn.start()
+
+    def leader(self) -> int | None:
+        """The leader with the highest term among live nodes, if any."""
+        best: tuple[int, int] | None = None
+        for i, sn in self.nodes.items():
+            if sn.node is not None and sn.node.raft.state == StateType.LEADER:
+                t = sn.node.raft.term
+                if best is None or t > best[0]:
+                    best = (t, i)
+        return None if best is None else best[1]
+
+    # -- driving -------------------------------------------------------------------------
+
+    def send(self, msgs: Iterable[Message]) -> None:
+        """Put messages on the wire, applying the current faults."""
+        f = self.faults
+        has_faults = f.any()
+        for m in msgs:
+            link = (m.frm, m.to)
+            if has_faults:
+                if link in f.cut or m.type in f.ignore:
+                    self.dropped += 1
+                    continue
+                rate = f.drop.get(link)
+                if rate and self.rng.random() < rate:
+                    self.dropped += 1
+                    continue
+                copies = 2 if f.duplicate and self.rng.random() < f.duplicate else 1
+                at = self.now + f.delay.get(link, 0)
+                if f.reorder and self.rng.random() < f.reorder:
+                    at += self.rng.randint(1, 3)
+            else:
+                copies, at = 1, self.now
+            for _ in range(copies):
+                self._seq += 1
+                self.in_flight.append(_InFlight(at, self._seq, m))
+
+    def process_ready(self, ids: Iterable[int] | None = None) -> bool:
+        """Handle one Ready on each given live node; returns whether any had one."""
+        outbox: list[Message] = []
+        any_ready = False
+        for i in self.ids if ids is None else ids:
+            if self.nodes[i].handle_ready(outbox, self.observer):
+                any_ready = True
+        self.send(outbox)
+        return any_ready
+
+    def deliver(self, limit: int | None = None) -> int:
+        """Deliver the messages that are due now, in order; returns how many."""
+        due: list[_InFlight] = []
+        later: list[_InFlight] = []
+        for f in self.in_flight:
+            (due if f.deliver_at <= self.now else later).append(f)
+        if limit is not None and len(due) > limit:
+            due.sort(key=lambda f: (f.deliver_at, f.seq))
+            later.extend(due[limit:])
+            due = due[:limit]
+        self.in_flight = later
+        due.sort(key=lambda f: (f.deliver_at, f.seq))
+        for f in due:
+            sn = self.nodes[f.msg.to]
+            if sn.node is None:
+                continue
+            sn.node.step(f.msg)
+            self.delivered += 1
+        return len(due)
+
+    def stabilize(self, max_rounds: int = 10_000) -> None:
+        """Process Readies and deliver due messages until nothing happens."""
+        for _ in range(max_rounds):
+            ready = self.process_ready()
+            delivered = self.deliver()
+            if not ready and not delivered:
+                return
+        raise RuntimeError(f"network did not stabilize within {max_rounds} rounds")
+
+    def tick(self, ids: Iterable[int] | None = None) -> None:
+        """One tick of the network clock and of each given live node."""
+        self.now += 1
+        for i in self.ids if ids is None else ids:
+            n = self.nodes[i].node
+            if n is not None:
+                n.tick()
+
+    def ticks_to_quiet(self, ticks: int) -> None:
+        """Tick `ticks` times, stabilizing after each tick."""
+        for _ in range(ticks):
+            self.tick()
+            self.stabilize()
+
+    def elect(self, node: int) -> None:
+        """Make `node` campaign and deliver until quiet (healthy network assumed)."""
+        self.nodes[node].raw.campaign()
+        self.stabilize()
+
+    def propose(self, node: int, *payloads: bytes) -> None:
+        self.nodes[node].raw.propose(*payloads)
+
+    def snapshot_of(self, node: int) -> Snapshot:
+        return self.nodes[node].storage.snapshot()
