@@ -85,7 +85,10 @@ class Config:
                 "max_inflight_bytes: must not be negative (0 means no limit), "
                 f"got {self.max_inflight_bytes}"
             )
-        if self.read_only_option == ReadOnlyOption.LEASE_BASED and not self.check_quorum:
+        if 0 < self.max_inflight_bytes < self.max_size_per_msg:
             raise ConfigError(
-                "read_only_option: lease-based reads need check_quorum to be on"
+                "max_inflight_bytes: must be 0 (no limit) or at least max_size_per_msg "
+                f"({self.max_size_per_msg}), got {self.max_inflight_bytes}"
             )
+        if self.read_only_option == ReadOnlyOption.LEASE_BASED and not self.check_quorum:
+            raise ConfigError("read_only_option: lease-based reads need check_quorum to be on")

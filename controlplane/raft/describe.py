@@ -20,7 +20,8 @@ def describe_entries(ents: tuple[Entry, ...] | list[Entry]) -> str:
 
 def describe_snapshot(s: Snapshot) -> str:
     m = s.metadata
-    return f"Index:{m.index} Term:{m.term} ConfState:Voters:[{' '.join(map(str, m.conf_state.voters))}]"
+    voters = " ".join(map(str, m.conf_state.voters))
+    return f"Index:{m.index} Term:{m.term} ConfState:Voters:[{voters}]"
 
 
 def describe_hard_state(hs: HardState) -> str:

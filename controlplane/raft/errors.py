@@ -44,4 +44,3 @@ class SnapshotTemporarilyUnavailable(RaftError):
     """The storage cannot produce a snapshot right now; the leader will retry later."""
 
     retryable = True
-

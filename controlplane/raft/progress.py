@@ -85,7 +85,9 @@ class Progress:
         self.state = ProgressState.PROBE
         self.pending_snapshot = 0
         self.recent_active = False
-        self.msg_app_flow_paused = False  # in PROBE: an append is outstanding
+        # PROBE: an append is outstanding. REPLICATE: the inflights window is full. Either
+        # way a heartbeat response clears it, so lost appends cannot stall replication.
+        self.msg_app_flow_paused = False
         self.inflights = inflights
         self.is_learner = False
 
@@ -135,6 +137,7 @@ class Progress:
             if last_index is not None:
                 self.next = last_index + 1
                 self.inflights.add(last_index, nbytes)
+            self.msg_app_flow_paused = self.inflights.full()
         elif self.state == ProgressState.PROBE:
             self.msg_app_flow_paused = True
 
@@ -169,7 +172,7 @@ class Progress:
         if self.state == ProgressState.PROBE:
             return self.msg_app_flow_paused
         if self.state == ProgressState.REPLICATE:
-            return self.inflights.full()
+            return self.msg_app_flow_paused
         return True
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from .config import Config, PlantedBug
 from .errors import (
     Compacted,
+    ConfigError,
     ProposalDropped,
     SnapshotTemporarilyUnavailable,
     Unavailable,
@@ -90,7 +91,7 @@ class Raft:
         hs, cs = storage.initial_state()
         voters = cs.voters if cs.voters else config.voters
         if not voters:
-            raise ValueError("no voters: neither the storage nor Config.voters names any")
+            raise ConfigError("voters: neither the storage nor Config.voters names any")
         self.trk = ProgressTracker(voters, config.max_inflight_msgs, config.max_inflight_bytes)
         self.max_msg_size = config.max_size_per_msg
         self.max_uncommitted_size = config.max_uncommitted_entries_size
@@ -214,7 +215,13 @@ class Raft:
         prev_index = pr.next - 1
         try:
             prev_term = self.raft_log.term(prev_index)
-            ents = self.raft_log.entries(pr.next, self.max_msg_size)
+            # With a full inflights window send only an empty append: if every append in
+            # the window was lost, its answer (ack or reject) still clears the window.
+            ents = (
+                []
+                if pr.state == ProgressState.REPLICATE and pr.inflights.full()
+                else self.raft_log.entries(pr.next, self.max_msg_size)
+            )
         except (Compacted, Unavailable):
             return self._maybe_send_snapshot(to, pr)
         if not ents and not send_if_empty:
@@ -506,9 +513,7 @@ class Raft:
                 self._send(Message(type=MT.APP_RESP, to=m.frm))
             elif m.type == MT.PRE_VOTE:
                 # Reject, with our term, so the pre-candidate learns it is behind.
-                self._send(
-                    Message(type=MT.PRE_VOTE_RESP, to=m.frm, term=self.term, reject=True)
-                )
+                self._send(Message(type=MT.PRE_VOTE_RESP, to=m.frm, term=self.term, reject=True))
             elif m.type == MT.VOTE_RESP and PlantedBug.COUNT_STALE_VOTES in self._bugs:
                 self._step_role(m)  # planted bug: a vote from an older term counts
             return
@@ -571,9 +576,9 @@ class Raft:
                 )
                 self.become_follower(self.term, NONE)
             # Mark everyone but ourselves inactive for the next round.
-            for i, pr in self.trk.progress.items():
+            for i, other in self.trk.progress.items():
                 if i != self.id:
-                    pr.recent_active = False
+                    other.recent_active = False
             return
         if t == MT.PROP:
             if not m.entries:
@@ -612,7 +617,9 @@ class Raft:
         elif t == MT.HEARTBEAT_RESP:
             pr.recent_active = True
             pr.msg_app_flow_paused = False
-            if pr.match < self.raft_log.last_index():
+            # Also probe a caught-up follower in PROBE (e.g. after report_unreachable) so
+            # that its answer moves it back to REPLICATE.
+            if pr.match < self.raft_log.last_index() or pr.state == ProgressState.PROBE:
                 self.send_append(m.frm)
             if self.read_only.option != ReadOnlyOption.SAFE or not m.context:
                 return
@@ -660,7 +667,12 @@ class Raft:
                 self.send_append(m.frm)
             return
         old_paused = pr.is_paused()
-        if not pr.maybe_update(m.index):
+        # An ack of exactly `match` is not stale for a probing follower: it answers the
+        # probe a heartbeat response sends to a caught-up follower, and moves it back to
+        # StateReplicate (etcd's heartbeat_resp_recovers_from_probing).
+        if not pr.maybe_update(m.index) and not (
+            pr.match == m.index and pr.state == ProgressState.PROBE
+        ):
             return
         if pr.state == ProgressState.PROBE:
             pr.become_replicate()
@@ -702,7 +714,9 @@ class Raft:
         if transferee == self.id:
             logger.debug("node=%d is already leader; ignored transfer to itself", self.id)
             return
-        logger.info("starting leadership transfer from=%d to=%d term=%d", self.id, transferee, self.term)
+        logger.info(
+            "starting leadership transfer from=%d to=%d term=%d", self.id, transferee, self.term
+        )
         # The transfer must finish within an election timeout, then it is aborted.
         self.election_elapsed = 0
         self.lead_transferee = transferee
@@ -712,9 +726,7 @@ class Raft:
             self.send_append(transferee)
 
     def _step_candidate(self, m: Message) -> None:
-        my_vote_resp = (
-            MT.PRE_VOTE_RESP if self.state == StateType.PRE_CANDIDATE else MT.VOTE_RESP
-        )
+        my_vote_resp = MT.PRE_VOTE_RESP if self.state == StateType.PRE_CANDIDATE else MT.VOTE_RESP
         t = m.type
         if t == MT.PROP:
             raise ProposalDropped("no leader: an election is in progress")

@@ -19,6 +19,8 @@ step could change.
 
 from __future__ import annotations
 
+import contextlib
+
 from .config import Config
 from .errors import ProposalDropped, StepLocalMessage, StepPeerNotFound
 from .raft import Raft, Status
@@ -78,10 +80,9 @@ class RawNode:
             raise StepLocalMessage(f"{m.type.short} is a local message type")
         if m.type.is_response and m.frm not in self.raft.trk.progress:
             raise StepPeerNotFound(f"response from node {m.frm}, which is not a voter")
-        try:
+        # A forwarded proposal the leader cannot take is dropped: the proposer times out.
+        with contextlib.suppress(ProposalDropped):
             self.raft.step(m)
-        except ProposalDropped:
-            pass  # a forwarded proposal the leader cannot take: the proposer times out
 
     def read_index(self, ctx: bytes) -> None:
         """Ask for a linearizable read; a `ReadState` with `ctx` appears in a later Ready.

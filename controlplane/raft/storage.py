@@ -111,9 +111,8 @@ class MemoryStorage:
     def apply_snapshot(self, snap: Snapshot) -> None:
         """Replace the whole log with `snap` (a snapshot received from the leader)."""
         if self._snapshot.metadata.index >= snap.metadata.index:
-            raise SnapOutOfDate(
-                f"snapshot at {snap.metadata.index} is not newer than {self._snapshot.metadata.index}"
-            )
+            have = self._snapshot.metadata.index
+            raise SnapOutOfDate(f"snapshot at {snap.metadata.index} is not newer than {have}")
         self._snapshot = snap
         self._ents = [Entry(term=snap.metadata.term, index=snap.metadata.index)]
 
@@ -121,7 +120,9 @@ class MemoryStorage:
         """Record a snapshot of the state machine at applied index i (entries stay until
         `compact`)."""
         if i <= self._snapshot.metadata.index:
-            raise SnapOutOfDate(f"snapshot at {i} is not newer than {self._snapshot.metadata.index}")
+            raise SnapOutOfDate(
+                f"snapshot at {i} is not newer than {self._snapshot.metadata.index}"
+            )
         if i > self.last_index():
             raise Unavailable(f"snapshot index {i} beyond last index {self.last_index()}")
         self._snapshot = Snapshot(
@@ -135,7 +136,9 @@ class MemoryStorage:
         if compact_index <= offset:
             raise Compacted(f"index {compact_index} is already compacted")
         if compact_index > self.last_index():
-            raise Unavailable(f"compact index {compact_index} beyond last index {self.last_index()}")
+            raise Unavailable(
+                f"compact index {compact_index} beyond last index {self.last_index()}"
+            )
         i = compact_index - offset
         self._ents = [Entry(term=self._ents[i].term, index=compact_index), *self._ents[i + 1 :]]
 

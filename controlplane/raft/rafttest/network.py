@@ -14,10 +14,11 @@ as a real process restarting from its WAL would.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import zlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import Config
 from ..errors import SnapOutOfDate
@@ -94,7 +95,8 @@ class SimNode:
     def start(self) -> None:
         snap = self.storage.snapshot()
         self.app = AppState.decode(snap.data)
-        self.node = RawNode(self.config, self.storage)
+        # Like etcd's server: the state machine already holds everything up to the snapshot.
+        self.node = RawNode(replace(self.config, applied=snap.metadata.index), self.storage)
 
     def crash(self) -> None:
         self.node = None
@@ -110,10 +112,8 @@ class SimNode:
             observer(self, rd)
         # 1. persist
         if rd.snapshot is not None:
-            try:
+            with contextlib.suppress(SnapOutOfDate):  # already have a newer one
                 self.storage.apply_snapshot(rd.snapshot)
-            except SnapOutOfDate:
-                pass
         if rd.entries:
             self.storage.append(rd.entries)
         if rd.hard_state is not None:
@@ -190,6 +190,7 @@ class Network:
         self.observer: Observer | None = None
         self.delivered = 0
         self.dropped = 0
+        self._snap_reports: list[tuple[int, int, bool]] = []  # (leader, follower, ok)
 
     # -- faults --------------------------------------------------------------------------
 
@@ -237,6 +238,9 @@ class Network:
     def crash(self, node: int) -> None:
         self.nodes[node].crash()
         # Messages to a dead process are lost; those it already sent may still arrive.
+        for f in self.in_flight:
+            if f.msg.to == node:
+                self._lost(f.msg)
         self.in_flight = [f for f in self.in_flight if f.msg.to != node]
 
     def restart(self, node: int, config: Config | None = None) -> None:
@@ -244,6 +248,15 @@ class Network:
         if config is not None:
             sn.config = config
         sn.start()
+
+    def add_node(self, config: Config, storage: MemoryStorage | None = None) -> SimNode:
+        """Start one more node, e.g. one that joins later with an empty (or given) storage."""
+        if config.id in self.nodes:
+            raise ValueError(f"node {config.id} already exists")
+        sn = SimNode(config, storage if storage is not None else MemoryStorage(), self.policy)
+        self.nodes[config.id] = sn
+        self.ids = tuple(sorted((*self.ids, config.id)))
+        return sn
 
     def leader(self) -> int | None:
         """The leader with the highest term among live nodes, if any."""
@@ -265,11 +278,11 @@ class Network:
             link = (m.frm, m.to)
             if has_faults:
                 if link in f.cut or m.type in f.ignore:
-                    self.dropped += 1
+                    self._lost(m)
                     continue
                 rate = f.drop.get(link)
                 if rate and self.rng.random() < rate:
-                    self.dropped += 1
+                    self._lost(m)
                     continue
                 copies = 2 if f.duplicate and self.rng.random() < f.duplicate else 1
                 at = self.now + f.delay.get(link, 0)
@@ -280,6 +293,19 @@ class Network:
             for _ in range(copies):
                 self._seq += 1
                 self.in_flight.append(_InFlight(at, self._seq, m))
+
+    def _lost(self, m: Message) -> None:
+        self.dropped += 1
+        if m.type == MessageType.SNAP:
+            # A real transport knows when a snapshot stream fails and says so.
+            self._snap_reports.append((m.frm, m.to, False))
+
+    def _report_snapshots(self) -> None:
+        reports, self._snap_reports = self._snap_reports, []
+        for frm, to, ok in reports:
+            n = self.nodes[frm].node
+            if n is not None:
+                n.report_snapshot(to, ok)
 
     def process_ready(self, ids: Iterable[int] | None = None) -> bool:
         """Handle one Ready on each given live node; returns whether any had one."""
@@ -306,10 +332,32 @@ class Network:
         for f in due:
             sn = self.nodes[f.msg.to]
             if sn.node is None:
+                self._lost(f.msg)
                 continue
             sn.node.step(f.msg)
             self.delivered += 1
-        return len(due)
+            if f.msg.type == MessageType.SNAP:
+                self._snap_reports.append((f.msg.frm, f.msg.to, True))
+        n = len(due) + len(self._snap_reports)
+        self._report_snapshots()
+        return n
+
+    def take(self, to: int, types: frozenset[MessageType] | None = None) -> list[Message]:
+        """Remove and return the due messages to `to` (of `types`, if given) in delivery
+        order, for tests that deliver step by step; faults applied when they were sent."""
+        due = sorted(
+            (
+                f
+                for f in self.in_flight
+                if f.msg.to == to
+                and f.deliver_at <= self.now
+                and (types is None or f.msg.type in types)
+            ),
+            key=lambda f: (f.deliver_at, f.seq),
+        )
+        taken = {id(f) for f in due}
+        self.in_flight = [f for f in self.in_flight if id(f) not in taken]
+        return [f.msg for f in due]
 
     def stabilize(self, max_rounds: int = 10_000) -> None:
         """Process Readies and deliver due messages until nothing happens."""
