@@ -1,30 +1,40 @@
 """A deterministic in-memory network of Raft nodes, shipped for tests of every layer.
 
-`Network` owns the nodes (`SimNode`: a `RawNode` over a `MemoryStorage` that plays the
-disk, plus a toy state machine) and the messages in flight. Faults are per directed link:
-`cut` and `isolate` drop everything, `drop` loses a fraction, `delay` holds messages for some
-ticks, and `reorder`/`duplicate` perturb delivery. `recover` heals everything. All
-randomness comes from the network's seeded RNG, so a seed replays a run exactly.
+`Network` owns the nodes and the messages in flight. A `SimNode` is a `RawNode` over a
+`SimDisk` (`MemoryDisk` here, or the real WAL-backed `DiskStorage` in the raftnode tests)
+plus a toy state machine. Faults are per directed link: `cut` and `isolate` drop
+everything, `drop` loses a fraction, `delay` holds messages for some ticks, and
+`reorder`/`duplicate` perturb delivery. `recover` heals everything. All randomness comes
+from the network's seeded RNG, so a seed replays a run exactly.
 
 A node's Ready is handled in the order the core requires: persist (snapshot, entries, hard
 state) to its storage, queue its messages, apply committed entries, advance. `crash`
-discards the in-memory node and its undelivered outbox; `restart` rebuilds it from storage,
-as a real process restarting from its WAL would.
+discards the in-memory node and the messages addressed to it, and reopens its disk;
+`restart` rebuilds the node from the disk, as a process restarting from its WAL would.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from ..config import Config
-from ..errors import SnapOutOfDate
 from ..rawnode import RawNode
-from ..storage import MemoryStorage
-from ..types import Entry, Message, MessageType, ReadState, Ready, Snapshot, StateType
+from ..storage import MemoryStorage, Storage
+from ..types import (
+    ConfState,
+    Entry,
+    HardState,
+    Message,
+    MessageType,
+    ReadState,
+    Ready,
+    Snapshot,
+    StateType,
+)
 
 Link = tuple[int, int]
 
@@ -62,16 +72,71 @@ class SnapshotPolicy:
     catch_up: int = 0
 
 
+class SimDisk(Storage, Protocol):
+    """What a node keeps across crashes: the `Storage` the core reads, plus the writes a
+    driver makes while handling a Ready. `DiskStorage` (WAL + snapshot files) has the same
+    write methods; `MemoryDisk` is its in-memory twin."""
+
+    @property
+    def hard_state(self) -> HardState: ...
+
+    def save_snapshot(self, snap: Snapshot) -> None: ...
+
+    def save(
+        self, hard_state: HardState | None, entries: Sequence[Entry], sync: bool = True
+    ) -> None: ...
+
+    def maybe_snapshot(
+        self, applied: int, conf_state: ConfState, data_fn: Callable[[], bytes]
+    ) -> Snapshot | None: ...
+
+    def reopen(self) -> SimDisk:
+        """What a restarted process finds: everything saved, nothing else."""
+        ...
+
+
+class MemoryDisk(MemoryStorage):
+    """A `SimDisk` in memory: saved data survives a crash of the node that owns it."""
+
+    def __init__(self, policy: SnapshotPolicy | None = None) -> None:
+        super().__init__()
+        self.policy = policy or SnapshotPolicy()
+
+    def save_snapshot(self, snap: Snapshot) -> None:
+        self.apply_snapshot(snap)
+
+    def save(
+        self, hard_state: HardState | None, entries: Sequence[Entry], sync: bool = True
+    ) -> None:
+        self.append(list(entries))
+        if hard_state is not None:
+            self.set_hard_state(hard_state)
+
+    def maybe_snapshot(
+        self, applied: int, conf_state: ConfState, data_fn: Callable[[], bytes]
+    ) -> Snapshot | None:
+        p = self.policy
+        if p.count <= 0 or applied - self.snapshot().metadata.index < p.count:
+            return None
+        snap = self.create_snapshot(applied, conf_state, data_fn())
+        compact_to = applied - p.catch_up
+        if compact_to >= self.first_index():
+            self.compact(compact_to)
+        return snap
+
+    def reopen(self) -> MemoryDisk:
+        return self
+
+
 Observer = Callable[["SimNode", Ready], None]
 
 
 class SimNode:
-    """One node: core, simulated disk and state machine. Survives crashes via `storage`."""
+    """One node: core, disk and state machine. Survives crashes through `disk`."""
 
-    def __init__(self, config: Config, storage: MemoryStorage, policy: SnapshotPolicy) -> None:
+    def __init__(self, config: Config, disk: SimDisk) -> None:
         self.config = config
-        self.storage = storage
-        self.policy = policy
+        self.disk = disk
         self.node: RawNode | None = None
         self.app = AppState()
         self.read_states: list[ReadState] = []
@@ -92,15 +157,20 @@ class SimNode:
             raise RuntimeError(f"node {self.id} is down")
         return self.node
 
+    @property
+    def storage(self) -> SimDisk:
+        return self.disk
+
     def start(self) -> None:
-        snap = self.storage.snapshot()
+        snap = self.disk.snapshot()
         self.app = AppState.decode(snap.data)
         # Like etcd's server: the state machine already holds everything up to the snapshot.
-        self.node = RawNode(replace(self.config, applied=snap.metadata.index), self.storage)
+        self.node = RawNode(replace(self.config, applied=snap.metadata.index), self.disk)
 
     def crash(self) -> None:
         self.node = None
         self.read_states = []
+        self.disk = self.disk.reopen()
 
     def handle_ready(self, outbox: list[Message], observer: Observer | None = None) -> bool:
         """Handle one Ready if there is one; returns whether there was."""
@@ -112,12 +182,9 @@ class SimNode:
             observer(self, rd)
         # 1. persist
         if rd.snapshot is not None:
-            with contextlib.suppress(SnapOutOfDate):  # already have a newer one
-                self.storage.apply_snapshot(rd.snapshot)
-        if rd.entries:
-            self.storage.append(rd.entries)
-        if rd.hard_state is not None:
-            self.storage.set_hard_state(rd.hard_state)
+            self.disk.save_snapshot(rd.snapshot)
+        if rd.entries or rd.hard_state is not None:
+            self.disk.save(rd.hard_state, rd.entries, rd.must_sync)
         # 2. send
         outbox.extend(rd.messages)
         # 3. apply
@@ -129,18 +196,8 @@ class SimNode:
         self.read_states.extend(rd.read_states)
         # 4. advance
         n.advance(rd)
-        self._maybe_snapshot()
+        self.disk.maybe_snapshot(self.app.applied_index, n.conf_state(), self.app.encode)
         return True
-
-    def _maybe_snapshot(self) -> None:
-        p = self.policy
-        applied = self.app.applied_index
-        if p.count <= 0 or applied - self.storage.snapshot().metadata.index < p.count:
-            return
-        self.storage.create_snapshot(applied, self.raw.conf_state(), self.app.encode())
-        compact_to = applied - p.catch_up
-        if compact_to >= self.storage.first_index():
-            self.storage.compact(compact_to)
 
 
 @dataclass(slots=True)
@@ -175,13 +232,15 @@ class Network:
         seed: int = 0,
         config: Callable[[int], Config] | None = None,
         policy: SnapshotPolicy | None = None,
+        disk: Callable[[int], SimDisk] | None = None,
     ) -> None:
         self.ids = tuple(sorted(ids))
         self.rng = random.Random(seed)
         self.policy = policy or SnapshotPolicy()
         self._config = config or (lambda i: Config(id=i, voters=self.ids, seed=seed * 1000 + i))
+        make_disk = disk or (lambda i: MemoryDisk(self.policy))
         self.nodes: dict[int, SimNode] = {
-            i: SimNode(self._config(i), MemoryStorage(), self.policy) for i in self.ids
+            i: SimNode(self._config(i), make_disk(i)) for i in self.ids
         }
         self.faults = Faults()
         self.in_flight: list[_InFlight] = []
@@ -249,11 +308,11 @@ class Network:
             sn.config = config
         sn.start()
 
-    def add_node(self, config: Config, storage: MemoryStorage | None = None) -> SimNode:
-        """Start one more node, e.g. one that joins later with an empty (or given) storage."""
+    def add_node(self, config: Config, disk: SimDisk | None = None) -> SimNode:
+        """Start one more node, e.g. one that joins later with an empty (or given) disk."""
         if config.id in self.nodes:
             raise ValueError(f"node {config.id} already exists")
-        sn = SimNode(config, storage if storage is not None else MemoryStorage(), self.policy)
+        sn = SimNode(config, disk if disk is not None else MemoryDisk(self.policy))
         self.nodes[config.id] = sn
         self.ids = tuple(sorted((*self.ids, config.id)))
         return sn

@@ -32,13 +32,13 @@ import logging
 import random
 import sys
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 
 from ..config import Config, PlantedBug
 from ..errors import ProposalDropped
 from ..types import NONE, MessageType, Ready, StateType
-from .network import AppState, Network, SimNode, SnapshotPolicy
+from .network import AppState, Network, SimDisk, SimNode, SnapshotPolicy
 
 MT = MessageType
 
@@ -155,7 +155,10 @@ class _World:
 
 
 class Simulation:
-    def __init__(self, cfg: SimConfig) -> None:
+    """One schedule. `disk` makes each node's disk (default: `MemoryDisk` with the config's
+    snapshot policy); the raftnode tests pass the real WAL-backed storage."""
+
+    def __init__(self, cfg: SimConfig, disk: Callable[[int], SimDisk] | None = None) -> None:
         self.cfg = cfg
         ids = list(range(1, cfg.nodes + 1))
         self.replay = cfg.replay_command()
@@ -196,6 +199,7 @@ class Simulation:
             seed=cfg.seed,
             config=config,
             policy=SnapshotPolicy(count=cfg.snapshot_count, catch_up=cfg.catch_up_entries),
+            disk=disk,
         )
         self.net.observer = self._observe
         self.rng = self.net.rng
