@@ -560,6 +560,10 @@ class Raft:
                 self.term,
                 self.vote,
             )
+            if self.term == 0:
+                # A node started from a snapshot has a log but no term yet: a rejection
+                # would carry term 0, which marks local messages. Silence rejects too.
+                return
             self._send(Message(type=resp, to=m.frm, term=self.term, reject=True))
 
     def _step_leader(self, m: Message) -> None:

@@ -88,7 +88,10 @@ class RawNode:
         """Ask for a linearizable read; a `ReadState` with `ctx` appears in a later Ready.
 
         Dropped silently when no leader is known: the caller retries after a timeout.
+        `ctx` must be non-empty and unique among the reads in flight.
         """
+        if not ctx:
+            raise ValueError("read_index needs a non-empty request context")
         self.raft.step(
             Message(
                 type=MessageType.READ_INDEX,
