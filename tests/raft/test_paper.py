@@ -237,7 +237,7 @@ def test_candidate_fallback(term: int) -> None:
     r.step(Message(type=MT.HUP, frm=1, to=1))
     assert r.state == StateType.CANDIDATE
     r.step(Message(type=MT.APP, frm=2, to=1, term=term))
-    assert r.state == StateType.FOLLOWER
+    assert r.state == StateType.FOLLOWER  # type: ignore[comparison-overlap]  # step mutates
     assert r.term == term
     assert r.lead == 2
 

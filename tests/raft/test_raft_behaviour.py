@@ -7,6 +7,7 @@ the in-memory `Network` harness.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from raftfixtures import ents, new_raft, new_storage, read_messages
@@ -28,12 +29,12 @@ from controlplane.raft import (
     SnapshotMetadata,
     StateType,
 )
-from controlplane.raft.rafttest.network import Network
+from controlplane.raft.rafttest.network import MemoryDisk, Network
 
 MT = MessageType
 
 
-def leader(peers: tuple[int, ...] = (1, 2, 3), **kw: object) -> Raft:
+def leader(peers: tuple[int, ...] = (1, 2, 3), **kw: Any) -> Raft:
     """Node 1 as leader of `peers` with its empty entry committed by everyone."""
     r = new_raft(peers=peers, **kw)
     r.become_candidate()
@@ -206,7 +207,7 @@ def test_unreachable_moves_replicate_to_probe() -> None:
     r.step(Message(type=MT.PROP, frm=1, to=1, entries=(Entry(0, 0, data=b"x"),)))
     assert pr.state == ProgressState.REPLICATE and pr.next == 3
     r.step(Message(type=MT.UNREACHABLE, frm=2, to=1))
-    assert pr.state == ProgressState.PROBE
+    assert pr.state == ProgressState.PROBE  # type: ignore[comparison-overlap]  # step mutates
     assert pr.next == pr.match + 1
 
 
@@ -486,7 +487,7 @@ def test_leader_stepdown_when_quorum_lost() -> None:
         r.tick()
     assert r.state == StateType.LEADER
     r.tick()
-    assert r.state == StateType.FOLLOWER
+    assert r.state == StateType.FOLLOWER  # type: ignore[comparison-overlap]  # tick mutates
     assert r.term == 1
 
 
@@ -653,6 +654,7 @@ def test_slow_node_restores_from_snapshot() -> None:
         net.stabilize()
     n1 = net.nodes[1]
     applied = n1.app.applied_index
+    assert isinstance(n1.storage, MemoryDisk)
     n1.storage.create_snapshot(applied, n1.raw.conf_state(), n1.app.encode())
     n1.storage.compact(applied)
     net.recover()
