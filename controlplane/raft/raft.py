@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 MT = MessageType
 
+_VOTE_TYPES = frozenset({MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE, MT.PRE_VOTE_RESP})
+
 CAMPAIGN_TRANSFER = b"CampaignTransfer"
 """Context of vote requests sent because of a leadership transfer: they bypass the lease."""
 
@@ -183,22 +185,58 @@ class Raft:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _send(self, m: Message) -> None:
-        """Queue `m`, stamping the sender and (except for votes and proposals) the term."""
-        kw: dict[str, object] = {}
-        if m.frm == NONE:
-            kw["frm"] = self.id
-        if m.type in (MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE, MT.PRE_VOTE_RESP):
-            if m.term == 0:
-                # Vote messages carry the term of the election, which may differ from ours
-                # (pre-votes ask for term + 1).
-                raise AssertionError(f"term should be set when sending {m.type.short}")
+    def _forward_to_leader(self, m: Message) -> None:
+        """Pass a local request (proposal, read, transfer) on to the leader, unchanged but
+        for its addressee and, if unset, its sender. Proposals and reads travel without a
+        term (they are valid in any term); a transfer request carries ours."""
+        term = m.term
+        if m.type not in (MT.PROP, MT.READ_INDEX):
+            term = self.term
+        self.msgs.append(_replace(m, {"to": self.lead, "frm": m.frm or self.id, "term": term}))
+
+    def _send(
+        self,
+        *,
+        type: MessageType,
+        to: int,
+        term: int = 0,
+        log_term: int = 0,
+        index: int = 0,
+        entries: tuple[Entry, ...] = (),
+        commit: int = 0,
+        reject: bool = False,
+        reject_hint: int = 0,
+        snapshot: Snapshot | None = None,
+        context: bytes = b"",
+    ) -> None:
+        """Queue a new message from this node, built once with the sender and term set.
+
+        Vote messages carry the term of the election (which may differ from ours: a pre-vote
+        asks for term + 1); every other message carries our term.
+        """
+        if type in _VOTE_TYPES:
+            if term == 0:
+                raise AssertionError(f"term should be set when sending {type.short}")
         else:
-            if m.term != 0:
-                raise AssertionError(f"term should not be set when sending {m.type.short}")
-            if m.type not in (MT.PROP, MT.READ_INDEX):
-                kw["term"] = self.term
-        self.msgs.append(_replace(m, kw) if kw else m)
+            if term != 0:
+                raise AssertionError(f"term should not be set when sending {type.short}")
+            term = self.term
+        self.msgs.append(
+            Message(
+                type=type,
+                to=to,
+                frm=self.id,
+                term=term,
+                log_term=log_term,
+                index=index,
+                entries=entries,
+                commit=commit,
+                reject=reject,
+                reject_hint=reject_hint,
+                snapshot=snapshot,
+                context=context,
+            )
+        )
 
     def send_append(self, to: int) -> None:
         self.maybe_send_append(to, send_if_empty=True)
@@ -227,14 +265,12 @@ class Raft:
         if not ents and not send_if_empty:
             return False
         self._send(
-            Message(
-                type=MT.APP,
-                to=to,
-                index=prev_index,
-                log_term=prev_term,
-                entries=tuple(ents),
-                commit=self.raft_log.committed,
-            )
+            type=MT.APP,
+            to=to,
+            index=prev_index,
+            log_term=prev_term,
+            entries=tuple(ents),
+            commit=self.raft_log.committed,
         )
         if ents:
             pr.sent_entries(ents[-1].index, sum(e.size() for e in ents))
@@ -261,14 +297,14 @@ class Raft:
             pr,
         )
         pr.become_snapshot(snapshot.metadata.index)
-        self._send(Message(type=MT.SNAP, to=to, snapshot=snapshot))
+        self._send(type=MT.SNAP, to=to, snapshot=snapshot)
         return True
 
     def send_heartbeat(self, to: int, ctx: bytes) -> None:
         # A follower may not have the leader's committed entries yet: never tell it to
         # commit past what it is known to match.
         commit = min(self.trk.progress[to].match, self.raft_log.committed)
-        self._send(Message(type=MT.HEARTBEAT, to=to, commit=commit, context=ctx))
+        self._send(type=MT.HEARTBEAT, to=to, commit=commit, context=ctx)
 
     def bcast_append(self) -> None:
         for i in self.trk.progress:
@@ -445,14 +481,12 @@ class Raft:
                 self.raft_log.last_term(),
             )
             self._send(
-                Message(
-                    type=vote_msg,
-                    to=i,
-                    term=term,
-                    index=self.raft_log.last_index(),
-                    log_term=self.raft_log.last_term(),
-                    context=ctx,
-                )
+                type=vote_msg,
+                to=i,
+                term=term,
+                index=self.raft_log.last_index(),
+                log_term=self.raft_log.last_term(),
+                context=ctx,
             )
 
     def poll(self, node: int, t: MessageType, granted: bool) -> VoteResult:
@@ -510,10 +544,10 @@ class Raft:
                 # A stale leader (e.g. healed from a partition) would otherwise never learn
                 # of the new term: with check-quorum or pre-vote our own higher term does
                 # not reach it through votes. This response makes it step down.
-                self._send(Message(type=MT.APP_RESP, to=m.frm))
+                self._send(type=MT.APP_RESP, to=m.frm)
             elif m.type == MT.PRE_VOTE:
                 # Reject, with our term, so the pre-candidate learns it is behind.
-                self._send(Message(type=MT.PRE_VOTE_RESP, to=m.frm, term=self.term, reject=True))
+                self._send(type=MT.PRE_VOTE_RESP, to=m.frm, term=self.term, reject=True)
             elif m.type == MT.VOTE_RESP and PlantedBug.COUNT_STALE_VOTES in self._bugs:
                 self._step_role(m)  # planted bug: a vote from an older term counts
             return
@@ -546,7 +580,7 @@ class Raft:
             )
             # The response carries the term of the request, not ours: a granted pre-vote
             # must be recognised by the pre-candidate, whose term is still lower.
-            self._send(Message(type=resp, to=m.frm, term=m.term))
+            self._send(type=resp, to=m.frm, term=m.term)
             if m.type == MT.VOTE:
                 self.election_elapsed = 0
                 self.vote = m.frm
@@ -564,7 +598,7 @@ class Raft:
                 # A node started from a snapshot has a log but no term yet: a rejection
                 # would carry term 0, which marks local messages. Silence rejects too.
                 return
-            self._send(Message(type=resp, to=m.frm, term=self.term, reject=True))
+            self._send(type=resp, to=m.frm, term=self.term, reject=True)
 
     def _step_leader(self, m: Message) -> None:
         t = m.type
@@ -777,7 +811,7 @@ class Raft:
                 raise ProposalDropped("no leader")
             if self.disable_proposal_forwarding:
                 raise ProposalDropped("not the leader and proposal forwarding is disabled")
-            self._send(_replace(m, {"to": self.lead}))
+            self._forward_to_leader(m)
         elif t == MT.APP:
             self.election_elapsed = 0
             self.lead = m.frm
@@ -794,7 +828,7 @@ class Raft:
             if self.lead == NONE:
                 logger.info("no leader; dropping leader transfer msg node=%d", self.id)
                 return
-            self._send(_replace(m, {"to": self.lead}))
+            self._forward_to_leader(m)
         elif t == MT.TIMEOUT_NOW:
             logger.info(
                 "received MsgTimeoutNow from=%d; starting election term=%d node=%d",
@@ -808,7 +842,7 @@ class Raft:
             if self.lead == NONE:
                 logger.info("no leader; dropping index reading msg node=%d", self.id)
                 return
-            self._send(_replace(m, {"to": self.lead}))
+            self._forward_to_leader(m)
         elif t == MT.READ_INDEX_RESP:
             if len(m.entries) != 1:
                 logger.error("invalid MsgReadIndexResp from=%d entries=%d", m.frm, len(m.entries))
@@ -819,11 +853,11 @@ class Raft:
 
     def _handle_append_entries(self, m: Message) -> None:
         if m.index < self.raft_log.committed:
-            self._send(Message(type=MT.APP_RESP, to=m.frm, index=self.raft_log.committed))
+            self._send(type=MT.APP_RESP, to=m.frm, index=self.raft_log.committed)
             return
         last_new = self.raft_log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if last_new is not None:
-            self._send(Message(type=MT.APP_RESP, to=m.frm, index=last_new))
+            self._send(type=MT.APP_RESP, to=m.frm, index=last_new)
             return
         # Reject with a hint: our last (index, term) at or below the probe whose term is not
         # larger than the leader's term there. The leader then skips a whole term at once.
@@ -839,19 +873,17 @@ class Raft:
             hint_term,
         )
         self._send(
-            Message(
-                type=MT.APP_RESP,
-                to=m.frm,
-                index=m.index,
-                reject=True,
-                reject_hint=hint_index,
-                log_term=hint_term,
-            )
+            type=MT.APP_RESP,
+            to=m.frm,
+            index=m.index,
+            reject=True,
+            reject_hint=hint_index,
+            log_term=hint_term,
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
         self.raft_log.commit_to(m.commit)
-        self._send(Message(type=MT.HEARTBEAT_RESP, to=m.frm, context=m.context))
+        self._send(type=MT.HEARTBEAT_RESP, to=m.frm, context=m.context)
 
     def _handle_snapshot(self, m: Message) -> None:
         assert m.snapshot is not None
@@ -864,7 +896,7 @@ class Raft:
                 self.id,
                 self.raft_log.committed,
             )
-            self._send(Message(type=MT.APP_RESP, to=m.frm, index=self.raft_log.last_index()))
+            self._send(type=MT.APP_RESP, to=m.frm, index=self.raft_log.last_index())
         else:
             logger.info(
                 "ignored snapshot index=%d term=%d node=%d commit=%d",
@@ -873,7 +905,7 @@ class Raft:
                 self.id,
                 self.raft_log.committed,
             )
-            self._send(Message(type=MT.APP_RESP, to=m.frm, index=self.raft_log.committed))
+            self._send(type=MT.APP_RESP, to=m.frm, index=self.raft_log.committed)
 
     def restore(self, s: Snapshot) -> bool:
         """Replace the log with snapshot `s` unless it adds nothing new (§7)."""
@@ -916,9 +948,7 @@ class Raft:
         if req.frm in (NONE, self.id):
             self.read_states.append(ReadState(index=read_index, request_ctx=req.entries[0].data))
             return
-        self._send(
-            Message(type=MT.READ_INDEX_RESP, to=req.frm, index=read_index, entries=req.entries)
-        )
+        self._send(type=MT.READ_INDEX_RESP, to=req.frm, index=read_index, entries=req.entries)
 
     def _release_pending_read_index_messages(self) -> None:
         if not self.pending_read_index_messages:
@@ -932,7 +962,7 @@ class Raft:
     # -- leadership transfer ----------------------------------------------------------------
 
     def send_timeout_now(self, to: int) -> None:
-        self._send(Message(type=MT.TIMEOUT_NOW, to=to))
+        self._send(type=MT.TIMEOUT_NOW, to=to)
 
     def abort_leader_transfer(self) -> None:
         self.lead_transferee = NONE

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 
-from .config import Config
+from .config import Config, PlantedBug
 from .errors import ProposalDropped, StepLocalMessage, StepPeerNotFound
 from .raft import Raft, Status
 from .storage import Storage
@@ -115,11 +115,16 @@ class RawNode:
     # -- outputs -------------------------------------------------------------------------
 
     def has_ready(self) -> bool:
+        # Called after every input, so it compares fields instead of building states.
         r = self.raft
-        if r.soft_state() != self._prev_soft:
+        ps, ph = self._prev_soft, self._prev_hard
+        if r.lead != ps.lead or r.state != ps.raft_state:
             return True
-        hs = r.hard_state()
-        if not hs.is_empty and hs != self._prev_hard:
+        if (
+            r.term != ph.term
+            or r.raft_log.committed != ph.commit
+            or (r.vote != ph.vote and PlantedBug.FORGET_VOTE not in r.config.planted_bugs)
+        ):
             return True
         if r.raft_log.unstable.snapshot is not None:
             return True

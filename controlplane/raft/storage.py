@@ -49,7 +49,7 @@ class Storage(Protocol):
 
 def limit_size(entries: list[Entry], max_size: int) -> list[Entry]:
     """The longest prefix of `entries` within `max_size` bytes, but never empty."""
-    if not entries:
+    if len(entries) <= 1 or max_size >= NO_LIMIT:
         return entries
     size = entries[0].size()
     for i in range(1, len(entries)):
@@ -157,4 +157,6 @@ class MemoryStorage:
             raise Unavailable(
                 f"missing log entry [last: {self.last_index()}, append at: {entries[0].index}]"
             )
-        self._ents = [*self._ents[:offset], *entries]
+        # In place: copying the whole log on every append made it O(log length).
+        del self._ents[offset:]
+        self._ents.extend(entries)
