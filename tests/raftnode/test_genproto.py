@@ -68,14 +68,14 @@ def test_check_lists_what_is_out_of_date(
 
 def test_services_get_grpc_stubs(fake_root: Path) -> None:
     """A .proto that declares a service also yields its _pb2_grpc module."""
-    svc = fake_root / "proto" / "controlplane" / "apipb" / "kv.proto"
+    svc = fake_root / "proto" / "controlplane" / "svctestpb" / "kv.proto"
     svc.parent.mkdir()
     svc.write_text(
-        'syntax = "proto3";\npackage controlplane.apipb;\n'
+        'syntax = "proto3";\npackage controlplane.svctestpb;\n'
         "message Req {}\nservice KV {\n  rpc Get(Req) returns (Req);\n}\n"
     )
     assert genproto.main([]) == 0
-    names = sorted(p.name for p in (fake_root / "controlplane" / "apipb").iterdir())
+    names = sorted(p.name for p in (fake_root / "controlplane" / "svctestpb").iterdir())
     assert names == ["__init__.py", "kv_pb2.py", "kv_pb2.pyi", "kv_pb2_grpc.py"]
     assert not (fake_root / "controlplane" / "raftpb" / "raft_pb2_grpc.py").exists()
 
