@@ -129,6 +129,7 @@ class RaftNode:
         *,
         on_status: Callable[[NodeStatus], None] | None = None,
         on_persist: Callable[[float], None] | None = None,
+        on_unsent: Callable[[bytes], None] | None = None,
         seed: int | None = None,
     ) -> None:
         self.config = config
@@ -153,8 +154,14 @@ class RaftNode:
             ),
             storage,
         )
+        self._on_unsent = on_unsent
         self.transport = Transport(
-            config.id, config.listen, config.peers, self, cluster_id=config.cluster_id
+            config.id,
+            config.listen,
+            config.peers,
+            self,
+            cluster_id=config.cluster_id,
+            on_unsent=self._unsent_proposal,
         )
         self._status = NodeStatus(id=config.id)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,6 +174,7 @@ class RaftNode:
         self._reads: dict[bytes, concurrent.futures.Future[int]] = {}
         self._read_seq = itertools.count(1)
         self._applied_waiters: list[tuple[int, concurrent.futures.Future[None]]] = []
+        self._leader_contact = 0.0  # time.monotonic() of the last message from the leader
         self._elections = 0
         self._leader_changes = 0
         self._last_lead = 0
@@ -329,11 +337,20 @@ class RaftNode:
     # -- TransportHandler ---------------------------------------------------------------------
 
     def on_message(self, m: Message) -> None:
+        if m.frm == self.raw.raft.lead:
+            self._leader_contact = time.monotonic()
         try:
             self.raw.step(m)
         except RaftError as e:
             logger.debug("dropped message type=%s from=%d: %s", m.type.short, m.frm, e)
         self._kick()
+
+    def _unsent_proposal(self, m: Message) -> None:
+        # A proposal forwarded to the leader never left this process (e.g. the leader just
+        # died): whoever proposed it may propose it again.
+        if self._on_unsent is not None:
+            for e in m.entries:
+                self._on_unsent(e.data)
 
     def report_unreachable(self, peer: int) -> None:
         self.raw.report_unreachable(peer)
@@ -347,6 +364,19 @@ class RaftNode:
 
     def status(self) -> NodeStatus:
         return self._status
+
+    def leader_is_fresh(self, max_age: float) -> bool:
+        """Is a leader known that this member leads, or heard from within `max_age` s?
+
+        A follower keeps its leader for a whole election timeout after the leader dies;
+        forwarding a proposal into that void makes its outcome unknown. Callers wait for a
+        fresh leader before proposing instead (nothing is proposed while they wait)."""
+        st = self._status
+        if st.leader == 0:
+            return False
+        if st.leader == self.config.id:
+            return st.role == "leader"
+        return time.monotonic() - self._leader_contact <= max_age
 
     def propose(self, data: bytes) -> concurrent.futures.Future[None]:
         """Queue `data` for the log. The future completes when it was handed to the core

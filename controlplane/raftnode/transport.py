@@ -66,7 +66,7 @@ import errno
 import logging
 import random
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -303,6 +303,7 @@ class Transport:
         write_timeout: float = 0.5,
         faults: Faults | None = None,
         rng: random.Random | None = None,
+        on_unsent: Callable[[Message], None] | None = None,
     ) -> None:
         if node_id <= 0:
             raise ConfigError(f"node_id: must be a positive integer, got {node_id}")
@@ -329,6 +330,9 @@ class Transport:
         self.cluster_id = cluster_id
         self.faults = faults if faults is not None else Faults()
         self._handler = handler
+        # Told of every MsgProp dropped before any byte of it was written: a proposal that
+        # certainly never left this process may be proposed again.
+        self._on_unsent = on_unsent
         self._dial_timeout = dial_timeout
         self._write_timeout = write_timeout
         self._max_frame_bytes = max_frame_bytes
@@ -514,14 +518,17 @@ class Transport:
             )
         self._drop(p, (m,))
 
-    def _drop(self, p: _Peer, msgs: Sequence[Message]) -> None:
-        """Count `msgs` as lost and report the peer unreachable (and failed snapshots)."""
+    def _drop(self, p: _Peer, msgs: Sequence[Message], *, maybe_sent: bool = False) -> None:
+        """Count `msgs` as lost and report the peer unreachable (and failed snapshots).
+        `maybe_sent`: some bytes may have reached the peer (a write failed midway)."""
         if not msgs:
             return
         p.stats.dropped += len(msgs)
         for m in msgs:
             if m.type == MessageType.SNAP:
                 self._report_snapshot_soon(p, ok=False)
+            elif m.type == MessageType.PROP and not maybe_sent:
+                self._report_unsent_soon(m)
         if not p.unreachable_pending:
             p.unreachable_pending = True
             assert self._loop is not None
@@ -531,6 +538,13 @@ class Transport:
         p.stats.dropped_by_fault += 1
         if m.type == MessageType.SNAP:
             self._report_snapshot_soon(p, ok=False)
+        elif m.type == MessageType.PROP:
+            self._report_unsent_soon(m)
+
+    def _report_unsent_soon(self, m: Message) -> None:
+        if self._on_unsent is not None:
+            assert self._loop is not None
+            self._loop.call_soon(self._on_unsent, m)
 
     def _drop_queue(self, p: _Peer) -> None:
         msgs = [o.msg for o in p.queue]
@@ -618,7 +632,8 @@ class Transport:
         try:
             await self._drain(conn)
         except BaseException:
-            self._drop(p, batch)  # delivery unknown: the peer may have seen some of them
+            # Delivery unknown: the peer may have seen some of them.
+            self._drop(p, batch, maybe_sent=True)
             raise
         p.stats.sent += len(batch)
         p.stats.bytes_sent += len(buf)

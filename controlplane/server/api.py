@@ -17,12 +17,13 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from controlplane.apipb import api_pb2, api_pb2_grpc
-from controlplane.config import ClusterConfig, MasterSpec
+from controlplane.config import ClusterConfig, ConfigError, MasterSpec, read_token_file
 from controlplane.raft.errors import ProposalDropped
 from controlplane.raftnode.node import NodeStopped, RaftNode
 from controlplane.store import Compacted, Store, StoreError, Watcher, txn_is_read_only
@@ -31,7 +32,7 @@ from controlplane.storepb import store_pb2 as pb
 from .errors import NoLeader, OutcomeUnknown, ReadUnavailable, status_code
 from .http import AddressInUse
 from .metrics import Metrics
-from .statemachine import KVStateMachine
+from .statemachine import KVStateMachine, NotSent, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -48,18 +49,13 @@ SERVER_OPTIONS = [
 PROGRESS_NOTIFY_S = 5.0
 
 
-def load_tokens(path: Any) -> set[str]:
-    """Tokens of a Kubernetes-style token file: `token,user,uid[,groups]` per line."""
-    tokens: set[str] = set()
+def load_tokens(path: Path) -> set[str]:
+    """The tokens of the cluster's token file (`token,user,uid[,groups]` per line)."""
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return tokens
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            tokens.add(line.split(",", 1)[0].strip())
-    return tokens
+        return {t.token for t in read_token_file(path)}
+    except ConfigError as e:
+        logger.error("no tokens loaded, every call will be refused: %s", e)
+        return set()
 
 
 class _Auth(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -157,28 +153,50 @@ class APIServer:
 
     # -- the write and read paths --------------------------------------------------------
 
-    async def wait_for_leader(self) -> None:
-        deadline = time.monotonic() + self.leader_wait
-        while self.node.status().leader == 0:
+    async def wait_for_leader(self, deadline: float | None = None) -> None:
+        """Wait (bounded) for a leader this member has heard from recently."""
+        if deadline is None:
+            deadline = time.monotonic() + self.leader_wait
+        # A follower hears from its leader every heartbeat; silence for 1.5 of them means
+        # the leader may be gone, and a proposal forwarded now could vanish with it.
+        fresh = 1.5 * self.cfg.raft.heartbeat_ms / 1000
+        while not self.node.leader_is_fresh(fresh):
             if time.monotonic() > deadline:
                 raise NoLeader(self.leader_wait)
             await asyncio.sleep(0.02)
 
     async def propose(self, req: pb.Request) -> pb.Response:
-        await self.wait_for_leader()
-        rid, fut = self.sm.new_request()
-        req.id = rid
+        """Propose `req` once and wait for it to be applied here.
+
+        Proposed again only when it certainly never left this process (no leader to take
+        it, or the transport dropped it before writing a byte): that is not a retry of a
+        proposal that may have been sent."""
+        deadline = time.monotonic() + self.leader_wait
         t0 = time.perf_counter()
-        try:
-            await asyncio.wrap_future(self.node.propose(req.SerializeToString()))
-        except (ProposalDropped, NodeStopped) as e:
-            self.sm.forget(rid)
-            self.metrics.proposals.labels("dropped").inc()
-            raise NoLeader(self.leader_wait) from e
-        try:
-            resp, err = await self._await_applied(fut)
-        finally:
-            self.sm.forget(rid)
+        while True:
+            await self.wait_for_leader(deadline)
+            rid, fut = self.sm.new_request()
+            req.id = rid
+            try:
+                await asyncio.wrap_future(self.node.propose(req.SerializeToString()))
+            except (ProposalDropped, NodeStopped):
+                self.sm.forget(rid)
+                if time.monotonic() > deadline:
+                    self.metrics.proposals.labels("dropped").inc()
+                    raise NoLeader(self.leader_wait) from None
+                await asyncio.sleep(0.02)
+                continue
+            try:
+                resp, err = await self._await_applied(fut)
+            finally:
+                self.sm.forget(rid)
+            if isinstance(err, NotSent):
+                if time.monotonic() > deadline:
+                    self.metrics.proposals.labels("dropped").inc()
+                    raise NoLeader(self.leader_wait)
+                await asyncio.sleep(0.02)
+                continue
+            break
         self.metrics.commit_latency.observe(time.perf_counter() - t0)
         if err is not None:
             self.metrics.proposals.labels("rejected").inc()
@@ -187,9 +205,7 @@ class APIServer:
         assert resp is not None
         return resp
 
-    async def _await_applied(
-        self, fut: asyncio.Future[tuple[pb.Response | None, StoreError | None]]
-    ) -> tuple[pb.Response | None, StoreError | None]:
+    async def _await_applied(self, fut: asyncio.Future[Outcome]) -> Outcome:
         """Wait for our entry to be applied here. If the leader changes meanwhile the entry
         may have been lost with the old leader: give the new leader one election timeout to
         commit it, then report the outcome as unknown rather than waiting out the deadline."""

@@ -104,6 +104,7 @@ class Master:
             sm,
             on_status=self._on_status,
             on_persist=self.metrics.fsync_latency.observe,
+            on_unsent=sm.notify_unsent,
         )
         self.node.start()
         try:

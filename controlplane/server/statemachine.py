@@ -28,7 +28,12 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Outcome = tuple[pb.Response | None, StoreError | None]
+
+class NotSent(Exception):
+    """The proposal never left this process (the transport dropped it before writing)."""
+
+
+Outcome = tuple[pb.Response | None, StoreError | NotSent | None]
 
 
 class KVStateMachine:
@@ -61,6 +66,15 @@ class KVStateMachine:
         if req.id.startswith(self._prefix):
             self._loop.call_soon_threadsafe(self._resolve, req.id, resp, err)
 
+    def notify_unsent(self, data: bytes) -> None:
+        """Raft thread: a proposal of ours was dropped before it was sent anywhere."""
+        try:
+            rid = pb.Request.FromString(data).id
+        except DecodeError:
+            return
+        if rid.startswith(self._prefix):
+            self._loop.call_soon_threadsafe(self._resolve, rid, None, NotSent())
+
     def snapshot(self) -> bytes:
         with self.lock:
             return self.store.snapshot()
@@ -88,7 +102,9 @@ class KVStateMachine:
     def forget(self, rid: str) -> None:
         self._pending.pop(rid, None)
 
-    def _resolve(self, rid: str, resp: pb.Response | None, err: StoreError | None) -> None:
+    def _resolve(
+        self, rid: str, resp: pb.Response | None, err: StoreError | NotSent | None
+    ) -> None:
         fut = self._pending.pop(rid, None)
         if fut is not None and not fut.done():
             fut.set_result((resp, err))
