@@ -25,7 +25,7 @@ from pathlib import Path
 from controlplane.config import ConfigError
 from controlplane.procs import ProcessError
 
-from . import chaos, lifecycle, status
+from . import chaos, faults, lifecycle, status
 from .common import EXIT_FAILED, EXIT_USAGE, CliError, Handler, cluster_from_args
 
 __all__ = ["CliError", "Handler", "build_parser", "cluster_from_args", "main"]
@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     lifecycle.add_parsers(sub)
     status.add_parser(sub)
     chaos.add_parsers(sub)
+    faults.add_parsers(sub)
     try:
         external = importlib.import_module(EXTERNAL_MODULE)
     except ModuleNotFoundError as e:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from controlplane.cli.faults import describe_faults
 from controlplane.config import ClusterConfig
 from controlplane.procs import ProcState, cluster_table
 
@@ -176,7 +177,7 @@ def render_status(doc: dict[str, Any]) -> str:
     rows = [header]
     for m in doc["masters"]:
         name = f"{m['name']} *" if m["name"] == leader else m["name"]
-        note = ""
+        note = describe_faults(m.get("faults"))
         if m["error"] and m["state"] != ProcState.DEAD:
             note = "paused: cannot answer" if m["state"] == ProcState.PAUSED else m["error"]
         rows.append(

@@ -470,14 +470,8 @@ class _Maintenance(api_pb2_grpc.MaintenanceServicer):
             for f in req.faults:
                 if f.peer not in self.api.names or f.peer == self.api.spec.id:
                     raise ValueError(f"faults[].peer: {f.peer} is not another member's id")
-                faults.set(
-                    f.peer,
-                    drop_out=f.drop_out,
-                    drop_in=f.drop_in,
-                    delay_ms=f.delay_ms,
-                    block_out=f.block_out,
-                    block_in=f.block_in,
-                )
+                fields = ("drop_out", "drop_in", "delay_ms", "block_out", "block_in")
+                faults.set(f.peer, **{k: getattr(f, k) for k in fields if f.HasField(k)})
         except ValueError as e:
             await ctx.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         logger.info("faults set member=%s faults=%s", self.api.spec.name, faults.describe())
