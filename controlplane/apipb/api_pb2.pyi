@@ -161,12 +161,14 @@ class PeerFault(_message.Message):
     def __init__(self, peer: _Optional[int] = ..., drop_out: _Optional[float] = ..., drop_in: _Optional[float] = ..., delay_ms: _Optional[int] = ..., block_out: _Optional[bool] = ..., block_in: _Optional[bool] = ...) -> None: ...
 
 class SetFaultsRequest(_message.Message):
-    __slots__ = ("clear", "faults")
+    __slots__ = ("clear", "faults", "unsafe_local_reads")
     CLEAR_FIELD_NUMBER: _ClassVar[int]
     FAULTS_FIELD_NUMBER: _ClassVar[int]
+    UNSAFE_LOCAL_READS_FIELD_NUMBER: _ClassVar[int]
     clear: bool
     faults: _containers.RepeatedCompositeFieldContainer[PeerFault]
-    def __init__(self, clear: _Optional[bool] = ..., faults: _Optional[_Iterable[_Union[PeerFault, _Mapping]]] = ...) -> None: ...
+    unsafe_local_reads: bool
+    def __init__(self, clear: _Optional[bool] = ..., faults: _Optional[_Iterable[_Union[PeerFault, _Mapping]]] = ..., unsafe_local_reads: _Optional[bool] = ...) -> None: ...
 
 class SetFaultsResponse(_message.Message):
     __slots__ = ("faults_json",)

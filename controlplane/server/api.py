@@ -126,6 +126,7 @@ class APIServer:
         self.leader_wait = 3 * election  # "a few election timeouts"
         self.request_timeout = max(5.0, 5 * election)
         self.tokens = load_tokens(cfg.token_file)
+        self.unsafe_local_reads = False  # debug switch, see SetFaultsRequest
         self.server: grpc.aio.Server | None = None
 
     async def start(self) -> None:
@@ -267,7 +268,7 @@ class _KV(api_pb2_grpc.KVServicer):
 
     async def Range(self, req: pb.RangeRequest, ctx: grpc.aio.ServicerContext) -> pb.RangeResponse:
         async def go() -> pb.RangeResponse:
-            if not req.serializable:
+            if not req.serializable and not self.api.unsafe_local_reads:
                 await self.api.linearizable()
             return self.api.sm.read(lambda s: s.range_request(req))
 
@@ -467,6 +468,14 @@ class _Maintenance(api_pb2_grpc.MaintenanceServicer):
         try:
             if req.clear:
                 faults.heal()
+                self.api.unsafe_local_reads = False
+            if req.HasField("unsafe_local_reads"):
+                self.api.unsafe_local_reads = req.unsafe_local_reads
+                logger.warning(
+                    "debug: unsafe local reads %s member=%s (reads skip ReadIndex)",
+                    "ON" if req.unsafe_local_reads else "off",
+                    self.api.spec.name,
+                )
             for f in req.faults:
                 if f.peer not in self.api.names or f.peer == self.api.spec.id:
                     raise ValueError(f"faults[].peer: {f.peer} is not another member's id")
