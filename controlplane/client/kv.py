@@ -159,7 +159,8 @@ class KVClient:
     ) -> AsyncIterator[api_pb2.WatchResponse]:
         """Events from `start_revision`, surviving member failures: after an error the watch
         resumes on another endpoint from the revision after the last event it delivered, so
-        every event arrives once and in order. Ends with `ClientError` on a compacted start.
+        every event arrives once and in order. Ends with `ClientError` on a compacted start
+        or a refused request (a missing or wrong token: UNAUTHENTICATED).
         """
         next_rev = start_revision
         deadline = asyncio.get_running_loop().time() + self.retry_for
@@ -191,6 +192,8 @@ class KVClient:
                         next_rev = resp.header.revision + 1
                     yield resp
             except grpc.aio.AioRpcError as e:
+                if e.code() in _REFUSED:  # every master would answer the same
+                    raise ClientError(f"watch on {ep}: {e.details()}", e.code()) from None
                 logger.info(
                     "watch on %s failed: %s; resuming at revision %d", ep, e.code(), next_rev
                 )
@@ -222,6 +225,9 @@ class KVClient:
                 last = e
                 if not self._retryable(e, write):
                     if write and _maybe_sent(e):
+                        # Not retried; but the next call goes to the next master, or a
+                        # paused one would cost every later call its whole deadline.
+                        self._preferred = (self._preferred + 1) % len(self.endpoints)
                         raise OutcomeUnknown(
                             f"{ep}: {e.details() or e.code().name}", e.code()
                         ) from None
@@ -246,6 +252,15 @@ class KVClient:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return not write
         return False
+
+
+_REFUSED = (
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.UNIMPLEMENTED,
+)
+"""Codes that say the request itself is refused: retrying on another master cannot help."""
 
 
 def _maybe_sent(e: grpc.aio.AioRpcError) -> bool:
