@@ -3,6 +3,7 @@
     scripts/soak                 # 10 minutes, mixed and Figure 8 profiles, 3 and 5 nodes
     scripts/soak 60 --seed 7     # an hour, seeds from 7
     scripts/soak 5 --bug forget-vote   # watch the checks catch a planted bug
+    scripts/soak 30 --chaos            # chaos runs against real masters (127.98.0.0/16)
 
 Prints progress every few seconds and the coverage at the end; the first violation stops
 the run and prints the command that replays it.
@@ -29,7 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ticks", type=int, default=300)
     p.add_argument("--bug", action="append", default=[], choices=[b.value for b in PlantedBug])
     p.add_argument("--json", type=Path, default=None, help="write the coverage as JSON")
+    p.add_argument(
+        "--chaos",
+        action="store_true",
+        help="instead of the simulation: chaos runs with a linearizability verdict against a "
+        "real cluster of --masters processes on 127.98.0.0/16",
+    )
+    p.add_argument("--masters", type=int, default=3, choices=(3, 5))
     a = p.parse_args(argv)
+    if a.chaos:
+        return soak_chaos(a.minutes, a.masters, a.seed or 1)
     logging.disable(logging.WARNING)
     seed = a.seed if a.seed is not None else random.SystemRandom().randrange(1, 1 << 31)
     bugs = frozenset(PlantedBug(b) for b in a.bug)
@@ -64,6 +74,41 @@ def main(argv: list[str] | None = None) -> int:
     if a.json is not None:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"first_seed": seed, **total.as_dict()}, indent=2))
+    return 0
+
+
+def soak_chaos(minutes: float, masters: int, seed: int) -> int:
+    """Chaos runs of 60 s each until time is up; stops at the first failed verdict and keeps
+    the cluster's data dir and the history for inspection."""
+    import asyncio  # noqa: PLC0415 (only this mode needs them)
+    import subprocess  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from controlplane.chaos.run import ChaosPlan, run_chaos  # noqa: PLC0415
+
+    root = Path(tempfile.mkdtemp(prefix="kubelab-soak-"))
+    cfg = root / "cluster.toml"
+    cfg.write_text(
+        f'[cluster]\nname = "soak"\nsubnet = "127.98.0.0/16"\ndata_dir = "{root / "data"}"\n'
+        + "".join(f'[[masters]]\nname = "master-{i}"\n' for i in range(1, masters + 1))
+    )
+    kubelab = [sys.executable, "-m", "controlplane.cli", "-c", str(cfg)]
+    subprocess.run([*kubelab, "up"], check=True)
+    deadline = time.monotonic() + minutes * 60
+    rounds = 0
+    try:
+        while time.monotonic() < deadline:
+            rounds += 1
+            plan = ChaosPlan(cfg, duration_s=60.0, seed=seed + rounds)
+            report = asyncio.run(run_chaos(plan))
+            print(f"round {rounds} (seed {plan.seed}):\n{report.render()}\n", flush=True)
+            if not report.passed:
+                print(f"FAILED; data and logs kept in {root}", file=sys.stderr)
+                return 1
+    finally:
+        subprocess.run([*kubelab, "down"], check=False)
+    subprocess.run([*kubelab, "down", "--purge"], check=False)
+    print(f"ok: {rounds} chaos rounds passed")
     return 0
 
 
