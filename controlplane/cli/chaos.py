@@ -64,36 +64,35 @@ def cmd_kill(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pause(args: argparse.Namespace) -> int:
-    """`kubelab pause NAME`: SIGSTOP (it keeps its sockets; peers see silence)."""
+def _stop_or_continue(args: argparse.Namespace, *, pause: bool) -> int:
     cfg = cluster_from_args(args)
     spec = _master(cfg, args.name)
     table = cluster_table(cfg)
     state, rec = table.lookup(spec.name)
     if rec is None:
         raise _not_running(spec.name)
-    if state is ProcState.PAUSED:
+    if pause and state is ProcState.PAUSED:
         say(f"{spec.name} is already paused (pid {rec.pid}); `kubelab resume {spec.name}`")
         return 0
-    table.pause(spec.name)
-    say(f"paused {spec.name} (pid {rec.pid})")
+    if not pause and state is ProcState.RUNNING:
+        say(f"{spec.name} is not paused (pid {rec.pid})")
+        return 0
+    if pause:
+        table.pause(spec.name)
+    else:
+        table.resume(spec.name)
+    say(f"{'paused' if pause else 'resumed'} {spec.name} (pid {rec.pid})")
     return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """`kubelab pause NAME`: SIGSTOP (it keeps its sockets; peers see silence)."""
+    return _stop_or_continue(args, pause=True)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     """`kubelab resume NAME`: SIGCONT."""
-    cfg = cluster_from_args(args)
-    spec = _master(cfg, args.name)
-    table = cluster_table(cfg)
-    state, rec = table.lookup(spec.name)
-    if rec is None:
-        raise _not_running(spec.name)
-    if state is ProcState.RUNNING:
-        say(f"{spec.name} is not paused (pid {rec.pid})")
-        return 0
-    table.resume(spec.name)
-    say(f"resumed {spec.name} (pid {rec.pid})")
-    return 0
+    return _stop_or_continue(args, pause=False)
 
 
 def _check_startable(cfg: ClusterConfig, spec: MasterSpec) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from controlplane.raft.rafttest import datadriven
+from goldenfiles import check_golden
 
 from .golden import GoldenEnv
 
@@ -27,12 +26,4 @@ def test_testdata_present() -> None:
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_store_trace(path: Path, rewrite: bool) -> None:
     """Replaying the trace produces exactly the recorded output."""
-    text = path.read_text()
-    env = GoldenEnv()
-    new_text, mismatch = datadriven.run(text, env.handle, name=path.name, rewrite=rewrite)
-    if rewrite:
-        if new_text != text:
-            path.write_text(new_text)
-        return
-    if mismatch is not None:
-        pytest.fail(str(mismatch), pytrace=False)
+    check_golden(path, GoldenEnv().handle, rewrite=rewrite)
