@@ -69,6 +69,7 @@ class ChaosPlan:
     op_timeout_s: float = 2.0
     seed: int = 1
     unsafe_local_reads: bool = False  # the deliberately broken read path (checker demo)
+    pin_clients: bool = False  # each client talks to one master only (no failover)
 
 
 @dataclass(slots=True)
@@ -245,6 +246,8 @@ class _Client:
         self.i, self.plan, self.rec = i, plan, rec
         eps = [f"{m.ip}:{m.grpc_port}" for m in cfg.masters]
         eps = eps[i % len(eps) :] + eps[: i % len(eps)]  # each client prefers another master
+        if plan.pin_clients:
+            eps = eps[:1]
         t = plan.op_timeout_s
         self.kv = KVClient(eps, token, timeout=t, retry_for=2 * t)
         self.rng = random.Random(plan.seed * 1000 + i)

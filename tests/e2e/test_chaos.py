@@ -67,6 +67,7 @@ def test_checker_catches_a_broken_read_path(
         duration_s=12.0,
         faults=("partition-follower",),
         unsafe_local_reads=True,
+        pin_clients=True,  # a client stays on the cut-off follower and reads from it
         seed=3,
     )
     report = asyncio.run(run_chaos(plan))
