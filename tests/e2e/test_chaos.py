@@ -66,6 +66,7 @@ def test_checker_catches_a_broken_read_path(
         keys=8,
         duration_s=12.0,
         faults=("partition-follower",),
+        fault_interval_s=(3.0, 3.0),  # long cuts: the follower falls well behind
         unsafe_local_reads=True,
         pin_clients=True,  # a client stays on the cut-off follower and reads from it
         seed=3,
