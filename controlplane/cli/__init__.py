@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(sub)
     chaos.add_parsers(sub)
     faults.add_parsers(sub)
+    importlib.import_module(f"{__name__}.bench").add_parsers(sub)
     try:
         external = importlib.import_module(EXTERNAL_MODULE)
     except ModuleNotFoundError as e:

@@ -1,0 +1,7 @@
+"""Benchmarks of running clusters (`kubelab bench ...`).
+
+- `quorum`: write latency, throughput and failover of the replicated store, optionally
+  side by side with etcd (`quorum.py`). The systems under test are in `systems.py`, the
+  client in `workload.py`, readings of the members from outside in `probes.py` and
+  `profile.py`, the machine in `machine.py`, output in `report.py` and `svg.py`.
+"""
