@@ -18,7 +18,7 @@ from google.protobuf.json_format import MessageToDict
 
 from controlplane.cli.common import CliError, cluster_from_args
 from controlplane.client.kv import ClientError, KVClient, OutcomeUnknown
-from controlplane.config import ClusterConfig, ConfigError, read_token_file
+from controlplane.config import ClusterConfig, ConfigError, admin_token
 
 T = TypeVar("T")
 
@@ -27,12 +27,9 @@ EXIT_UNKNOWN = 3  # the write may or may not have been applied
 
 def _client(cfg: ClusterConfig, timeout: float) -> KVClient:
     try:
-        tokens = read_token_file(cfg.token_file)
+        admin = admin_token(cfg)
     except ConfigError as e:
         raise CliError(f"{e}; is the cluster up? (`kubelab up`)") from None
-    admin = next((t.token for t in tokens if t.user == "admin"), None)
-    if admin is None:
-        raise CliError(f"{cfg.token_file} has no admin token; recreate the cluster")
     endpoints = [f"{m.ip}:{m.grpc_port}" for m in cfg.masters]
     return KVClient(endpoints, admin, timeout=timeout)
 

@@ -1163,6 +1163,15 @@ def write_token_file(path: Path, tokens: Sequence[Token]) -> None:
     _write_atomic(path, buf.getvalue(), mode=0o600)
 
 
+def admin_token(cfg: ClusterConfig) -> str:
+    """The cluster's admin token (user `admin` in its token file); `ConfigError` saying what
+    to do if there is none."""
+    for t in read_token_file(cfg.token_file):
+        if t.user == "admin":
+            return t.token
+    raise ConfigError(f"{cfg.token_file} has no admin token; recreate the cluster (`kubelab up`)")
+
+
 def read_token_file(path: Path) -> tuple[Token, ...]:
     """Parse a static token file; `ConfigError` naming the line for a malformed one."""
     try:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controlplane.config import ClusterConfig, load_config, read_token_file
+from controlplane.config import ClusterConfig, admin_token, load_config
 from controlplane.procs import ProcRecord, cluster_table
 
 from .probes import http_get
@@ -252,7 +252,7 @@ class KubelabCluster(Cluster):
         self._started = True
         self._check(self.cli("up", "--timeout", "60"), "up")
         self.cfg = load_config(self.cfg.stored_config)
-        token = next(t.token for t in read_token_file(self.cfg.token_file) if t.user == "admin")
+        token = admin_token(self.cfg)
         self.metadata = (("authorization", f"Bearer {token}"),)
 
     def stop(self) -> None:

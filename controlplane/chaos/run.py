@@ -20,13 +20,11 @@ A run in which fewer than half the calls succeeded proves nothing and fails.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +32,13 @@ from typing import TypeVar
 
 import grpc
 
+from controlplane.cli.status import collect_status, leader_of
 from controlplane.client.kv import ClientError, KVClient, OutcomeUnknown
-from controlplane.config import ClusterConfig, load_config, read_token_file
+from controlplane.config import ClusterConfig, admin_token, load_config
 from controlplane.linearizability.checker import Result, check
 from controlplane.linearizability.history import OpKind
 from controlplane.linearizability.recorder import Recorder
+from controlplane.procs import ProcState
 from controlplane.storepb import store_pb2 as pb
 
 logger = logging.getLogger(__name__)
@@ -131,41 +131,16 @@ def _kubelab(cfg_file: Path, *args: str) -> None:
 def _revive_all(cfg_file: Path) -> None:
     """Resume paused and start dead masters (the nemesis undoes its faults, but a run may
     end in the middle of one)."""
-    cmd = [sys.executable, "-m", "controlplane.cli", "-c", str(cfg_file), "status", "--json"]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
-    try:
-        masters = json.loads(r.stdout)["masters"]
-    except (ValueError, KeyError):
-        masters = []
-    for m in masters:
-        if m.get("state") == "paused":
+    for m in collect_status(load_config(cfg_file))["masters"]:
+        if m["state"] == ProcState.PAUSED:
             _kubelab(cfg_file, "resume", m["name"])
-        elif m.get("state") == "dead":
+        elif m["state"] == ProcState.DEAD:
             _kubelab(cfg_file, "start", m["name"])
 
 
-def _status(cfg: ClusterConfig) -> dict[str, dict[str, object]]:
-    out = {}
-    for m in cfg.masters:
-        try:
-            with urllib.request.urlopen(f"http://{m.ip}:{m.health_port}/status", timeout=0.3) as r:
-                out[m.name] = json.load(r)
-        except (OSError, ValueError):
-            continue
-    return out
-
-
-def leader_of(cfg: ClusterConfig) -> str | None:
-    best: tuple[int, str] | None = None
-    for name, st in _status(cfg).items():
-        term = st.get("term")
-        if (
-            st.get("role") == "leader"
-            and isinstance(term, int)
-            and (best is None or term > best[0])
-        ):
-            best = (term, name)
-    return None if best is None else best[1]
+def leader_now(cfg: ClusterConfig) -> str | None:
+    """The leader of the highest term the masters report, as `kubelab status` says."""
+    return leader_of(collect_status(cfg)["masters"])[0]
 
 
 class _Nemesis:
@@ -190,7 +165,7 @@ class _Nemesis:
             await asyncio.to_thread(undo)
 
     def _pick(self, leader: bool) -> str:
-        ld = leader_of(self.cfg)
+        ld = leader_now(self.cfg)
         if leader and ld is not None:
             return ld
         others = [n for n in self.names if n != ld]
@@ -366,7 +341,7 @@ async def _set_unsafe_reads(cfg: ClusterConfig, token: str, on: bool) -> None:
 async def run_chaos(plan: ChaosPlan) -> ChaosReport:
     """Run `plan` against the (running) cluster of `plan.config_file`; see the module doc."""
     cfg = load_config(plan.config_file)
-    token = next(t.token for t in read_token_file(cfg.token_file) if t.user == "admin")
+    token = admin_token(cfg)
     rng = random.Random(plan.seed)
     rec = Recorder()
     report = ChaosReport()

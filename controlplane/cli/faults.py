@@ -18,7 +18,7 @@ import grpc
 from controlplane.apipb import api_pb2
 from controlplane.cli.common import CliError, cluster_from_args
 from controlplane.client.kv import ClientError, KVClient
-from controlplane.config import ClusterConfig, ConfigError, MasterSpec, read_token_file
+from controlplane.config import ClusterConfig, ConfigError, MasterSpec, admin_token
 
 
 def _names(cfg: ClusterConfig, text: str, flag: str) -> list[MasterSpec]:
@@ -37,13 +37,9 @@ def _names(cfg: ClusterConfig, text: str, flag: str) -> list[MasterSpec]:
 
 def _admin_token(cfg: ClusterConfig) -> str:
     try:
-        tokens = read_token_file(cfg.token_file)
+        return admin_token(cfg)
     except ConfigError as e:
         raise CliError(f"{e}; is the cluster up? (`kubelab up`)") from None
-    for t in tokens:
-        if t.user == "admin":
-            return t.token
-    raise CliError(f"{cfg.token_file} has no admin token")
 
 
 def _endpoint(m: MasterSpec) -> str:

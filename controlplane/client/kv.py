@@ -21,7 +21,10 @@ from typing import TypeVar
 import grpc
 
 from controlplane.apipb import api_pb2, api_pb2_grpc
+from controlplane.store.mvcc import prefix_end
 from controlplane.storepb import store_pb2
+
+__all__ = ["ClientError", "KVClient", "OutcomeUnknown", "prefix_end"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +52,6 @@ class ClientError(Exception):
 
 class OutcomeUnknown(ClientError):
     """A write may or may not have been applied; it was not retried."""
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    """The range end that makes [prefix, end) cover every key starting with `prefix`."""
-    b = bytearray(prefix)
-    for i in range(len(b) - 1, -1, -1):
-        if b[i] < 0xFF:
-            b[i] += 1
-            return bytes(b[: i + 1])
-    return b"\0"  # every key
 
 
 class KVClient:

@@ -33,7 +33,7 @@ from procfixtures import cleanup, processes_naming
 
 from controlplane.apipb import api_pb2
 from controlplane.client.kv import ClientError, KVClient, OutcomeUnknown
-from controlplane.config import ClusterConfig, MasterSpec, load_config, read_token_file
+from controlplane.config import ClusterConfig, MasterSpec, admin_token, load_config
 from controlplane.storepb import store_pb2
 
 OCTETS = range(60, 80)
@@ -175,10 +175,7 @@ class Cluster:
     @property
     def token(self) -> str:
         """The admin token from the cluster's tokens.csv."""
-        for t in read_token_file(self.cfg.token_file):
-            if t.user == "admin":
-                return t.token
-        raise AssertionError(f"no admin token in {self.cfg.token_file}")
+        return admin_token(self.cfg)
 
     def client(self, names: Sequence[str] | None = None, **kw: float) -> KVClient:
         """A `KVClient` on the named masters (all by default), preferring the first."""
