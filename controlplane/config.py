@@ -86,6 +86,7 @@ __all__ = [
     "read_token_file",
     "register_cluster",
     "unregister_cluster",
+    "write_atomic",
     "write_config",
     "write_token_file",
 ]
@@ -968,7 +969,7 @@ def dump_config(cfg: ClusterConfig) -> str:
     return "\n".join(out) + "\n"
 
 
-def _write_atomic(path: Path, data: str, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -983,7 +984,7 @@ def _write_atomic(path: Path, data: str, mode: int = 0o644) -> None:
 def write_config(cfg: ClusterConfig, path: Path | None = None) -> Path:
     """Write `dump_config(cfg)` atomically to `path` (default `cfg.stored_config`)."""
     target = path or cfg.stored_config
-    _write_atomic(target, dump_config(cfg))
+    write_atomic(target, dump_config(cfg))
     return target
 
 
@@ -1160,7 +1161,7 @@ def write_token_file(path: Path, tokens: Sequence[Token]) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     for t in tokens:
         writer.writerow([t.token, t.user, t.uid, ",".join(t.groups)])
-    _write_atomic(path, buf.getvalue(), mode=0o600)
+    write_atomic(path, buf.getvalue(), mode=0o600)
 
 
 def admin_token(cfg: ClusterConfig) -> str:

@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from procfixtures import FAKE_MASTER, cleanup, free_octet, sleeper_argv
 
 from controlplane import procs
 from controlplane.cli import main
 from controlplane.cli.status import leader_of
-from controlplane.config import ClusterConfig, MasterSpec, load_config, write_config
+from controlplane.config import ClusterConfig, MasterSpec, admin_token, load_config, write_config
+from controlplane.pki import pki_paths
 
 DESIGN_KEYS = {"cluster", "timers", "leader", "term", "masters", "workers", "pods"}
 MASTER_KEYS = {
@@ -493,6 +495,41 @@ def test_down_purge_removes_only_our_data_dir(
     rc, out, _ = run(capsys, "down", "--purge", "-c", str(other))
     assert rc == 0 and "nothing to purge" in out
     assert (foreign / "precious.txt").read_text() == "keep me"
+
+
+def test_up_writes_the_kubeconfig_and_kubeconfig_prints_its_path(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_master: None
+) -> None:
+    """`up` creates the CA, the serving certificate and the kubeconfig, prints its path and
+    the kubectl next step; `kubelab kubeconfig` prints the same absolute path, found by
+    -c FILE, by --cluster NAME, or as the only running cluster."""
+    c = free_octet(3)
+    path = cluster_file(tmp_path, c)
+    rc, out, err = up(capsys, path)
+    assert rc == 0, err
+    cfg = load_config(home / f"t{c}" / "cluster.toml")
+    assert f"  kubeconfig: {cfg.kubeconfig}" in out.splitlines()
+    assert '  kubectl --kubeconfig "$(kubelab kubeconfig)" get namespaces' in out.splitlines()
+    paths = pki_paths(cfg)
+    assert paths.ca_cert.is_file() and paths.server_cert.is_file()
+    assert stat.S_IMODE(cfg.kubeconfig.stat().st_mode) == 0o600
+    doc = yaml.safe_load(cfg.kubeconfig.read_text())
+    assert doc["clusters"][0]["cluster"]["server"] == f"https://127.{c}.0.11:6443"
+    assert doc["users"][0]["user"]["token"] == admin_token(cfg)
+
+    for where in (["-c", str(path)], ["--cluster", f"t{c}"], []):
+        rc, out, err = run(capsys, "kubeconfig", *where)
+        assert (rc, out, err) == (0, f"{cfg.kubeconfig.absolute()}\n", ""), where
+    assert run(capsys, "down", "-c", str(path))[0] == 0
+
+
+def test_kubeconfig_of_a_cluster_never_up_exits_1(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = cluster_file(tmp_path, free_octet(3))
+    rc, out, err = run(capsys, "kubeconfig", "-c", str(path))
+    assert (rc, out) == (1, "")
+    assert "has no kubeconfig" in err and "run `kubelab up` first" in err
 
 
 def test_up_refuses_a_foreign_non_empty_data_dir(

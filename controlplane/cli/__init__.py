@@ -1,12 +1,12 @@
 """The `kubelab` command (console script `kubelab = controlplane.cli:main`).
 
 Subcommands live in modules by theme: `lifecycle` (up, down), `status`, `chaos` (kill,
-pause, resume, start, restart). `transfer-leader` and `kv ...` come from
-`controlplane.cli_kv` when that module exists: its `add_parsers(subparsers)` registers them
-(each parser with `set_defaults(func=handler)`, `handler(args) -> exit code`; handlers find
-their cluster with `cluster_from_args(args)`). The global options `-c/--config FILE` and
-`--cluster NAME` are accepted before or after the subcommand, on every (sub)parser,
-including those that `cli_kv` adds.
+pause, resume, start, restart); `kubeconfig`, a one-liner, lives here. `transfer-leader` and
+`kv ...` come from `controlplane.cli_kv` when that module exists: its
+`add_parsers(subparsers)` registers them (each parser with `set_defaults(func=handler)`,
+`handler(args) -> exit code`; handlers find their cluster with `cluster_from_args(args)`).
+The global options `-c/--config FILE` and `--cluster NAME` are accepted before or after the
+subcommand, on every (sub)parser, including those that `cli_kv` adds.
 
 Errors: `ConfigError` (exit 2) and `CliError` (its own code, 1 by default) are printed as
 `kubelab: error: ...` without a traceback; see `common` for the exit codes.
@@ -70,6 +70,30 @@ def _add_common_everywhere(parser: argparse.ArgumentParser) -> None:
                 _add_common_everywhere(sub)
 
 
+def cmd_kubeconfig(args: argparse.Namespace) -> int:
+    """`kubelab kubeconfig`: print the absolute path of the cluster's kubeconfig, for
+    `kubectl --kubeconfig "$(kubelab kubeconfig)" ...`; exit 1 if `up` never wrote it."""
+    cfg = cluster_from_args(args)
+    path = cfg.kubeconfig.absolute()
+    if not path.is_file():
+        raise CliError(
+            f"cluster {cfg.name} has no kubeconfig ({path}): it has not been brought up; "
+            "run `kubelab up` first"
+        )
+    print(path)
+    return 0
+
+
+def _add_kubeconfig_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "kubeconfig",
+        help="print the path of the kubeconfig for the real kubectl",
+        description="Print the absolute path of the cluster's kubeconfig (written by `kubelab "
+        'up`), for `kubectl --kubeconfig "$(kubelab kubeconfig)" get namespaces`.',
+    )
+    p.set_defaults(func=cmd_kubeconfig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full `kubelab` parser, with `controlplane.cli_kv`'s commands if it exists."""
     parser = argparse.ArgumentParser(
@@ -84,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_parser(sub)
     chaos.add_parsers(sub)
     faults.add_parsers(sub)
+    _add_kubeconfig_parser(sub)
     importlib.import_module(f"{__name__}.bench").add_parsers(sub)
     try:
         external = importlib.import_module(EXTERNAL_MODULE)

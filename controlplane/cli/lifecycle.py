@@ -18,6 +18,10 @@
 5. **Readiness**: wait (default 60 s) until a leader of the highest term is known and a
    majority answers `/readyz` 200; a master that dies meanwhile ends the wait with its log.
 
+Before any master starts, `up` makes what they and clients read: the token file (once), the
+CA and serving certificate in `<data_dir>/pki` and the kubeconfig (`controlplane.pki`;
+idempotent, the serving certificate re-issued when it lacks an address).
+
 `down` terminates every recorded process of the cluster (SIGTERM, then SIGKILL after a grace
 period) and removes the pid files; `--purge` removes the data dir, and only a data dir that
 holds the cluster's own `cluster.toml` (with its uid): never anything else.
@@ -46,6 +50,7 @@ from controlplane.config import (
     write_config,
     write_token_file,
 )
+from controlplane.pki import ensure_kubeconfig, ensure_pki
 from controlplane.procs import (
     ProcessTable,
     ProcState,
@@ -178,6 +183,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     table.run_dir.mkdir(parents=True, exist_ok=True)
     if not cfg.token_file.exists():
         write_token_file(cfg.token_file, new_tokens())
+    ensure_pki(cfg)  # before the masters start: they serve with <data_dir>/pki
+    ensure_kubeconfig(cfg)
 
     initial = not any(master_has_state(m) for m in cfg.masters)
     expected = []
@@ -295,6 +302,7 @@ def _next_steps(cfg: ClusterConfig, leader: str, term: int) -> None:
     say("  kubelab status                 # roles, terms, commit indexes")
     say("  kubelab kv put hello world     # a replicated write")
     say(f"  kubelab kill {leader:<17} # kill the leader, watch a new election")
+    say('  kubectl --kubeconfig "$(kubelab kubeconfig)" get namespaces')
 
 
 # -- down --------------------------------------------------------------------------------------
