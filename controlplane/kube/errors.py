@@ -85,7 +85,10 @@ def already_exists(res: Resource, name: str) -> APIError:
 
 
 def conflict(res: Resource, name: str, why: str | None = None) -> APIError:
-    why = why or "the object has been modified; please apply your changes to the latest version and try again"
+    why = why or (
+        "the object has been modified; please apply your changes to the latest version "
+        "and try again"
+    )
     return APIError(
         409,
         "Conflict",
@@ -157,4 +160,5 @@ def unavailable(message: str, retry_after: int = 1) -> APIError:
 
 def outcome_unknown(message: str) -> APIError:
     """504 without Retry-After: a write may or may not have been applied."""
-    return APIError(504, "Timeout", message, details={"causes": [cause("", message, "OutcomeUnknown")]})
+    causes = [cause("", message, "OutcomeUnknown")]
+    return APIError(504, "Timeout", message, details={"causes": causes})

@@ -9,7 +9,7 @@ the plural everywhere, which is what a reader expects).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
@@ -98,7 +98,9 @@ def _status(kind: str) -> Subresource:
     return Subresource("status", kind, _STATUS_VERBS)
 
 
-NAMESPACES = Resource("", "v1", "Namespace", "namespaces", False, ("ns",), (), (_status("Namespace"),))
+NAMESPACES = Resource(
+    "", "v1", "Namespace", "namespaces", False, ("ns",), (), (_status("Namespace"),)
+)
 NODES = Resource("", "v1", "Node", "nodes", False, ("no",), (), (_status("Node"),))
 PODS = Resource(
     "",
