@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_parsers(sub)
     _add_kubeconfig_parser(sub)
     importlib.import_module(f"{__name__}.bench").add_parsers(sub)
+    importlib.import_module(f"{__name__}.workloads").add_parsers(sub)
     try:
         external = importlib.import_module(EXTERNAL_MODULE)
     except ModuleNotFoundError as e:

@@ -128,6 +128,8 @@ class APIServer:
         self.tokens = load_tokens(cfg.token_file)
         self.unsafe_local_reads = False  # debug switch, see SetFaultsRequest
         self.server: grpc.aio.Server | None = None
+        # More services on the same server and port (the Kubernetes resource API).
+        self.extra_services: list[Callable[[grpc.aio.Server], None]] = []
 
     async def start(self) -> None:
         server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=[_Auth(self.tokens)])
@@ -135,6 +137,8 @@ class APIServer:
         api_pb2_grpc.add_WatchServicer_to_server(_Watch(self), server)
         api_pb2_grpc.add_ClusterServicer_to_server(_Cluster(self), server)
         api_pb2_grpc.add_MaintenanceServicer_to_server(_Maintenance(self), server)
+        for add in self.extra_services:
+            add(server)
         addr = f"{self.spec.ip}:{self.spec.grpc_port}"
         try:
             port = server.add_insecure_port(addr)

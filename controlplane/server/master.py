@@ -21,14 +21,19 @@ import sys
 import time
 from pathlib import Path
 
+from controlplane import pki
 from controlplane.config import ClusterConfig, ConfigError, load_config
+from controlplane.kube.storage import ObjectStore
 from controlplane.raftnode import DiskStorage, DiskStorageConfig, StorageError
 from controlplane.raftnode.node import NodeConfig, NodeStatus, RaftNode
 from controlplane.raftnode.transport import AddressInUse as PeerAddressInUse
 
 from .api import APIServer
 from .http import AddressInUse, HealthServer, Response
+from .kube import Housekeeper, MasterBackend
 from .metrics import Metrics
+from .resources import add_to_server as add_resource_service
+from .rest import RESTServer
 from .statemachine import KVStateMachine
 
 logger = logging.getLogger("controlplane.master")
@@ -51,6 +56,7 @@ class Master:
         self.node: RaftNode | None = None
         self.api: APIServer | None = None
         self.health: HealthServer | None = None
+        self.rest: RESTServer | None = None
         self._stop = asyncio.Event()
 
     # -- start-up ------------------------------------------------------------------------
@@ -116,7 +122,24 @@ class Master:
                 metrics=self.metrics,
                 names=self.names,
             )
+            objects = ObjectStore(MasterBackend(self.api))
+            self.api.extra_services.append(lambda srv: add_resource_service(srv, objects))
             await self.api.start()
+            paths = pki.pki_paths(self.cfg)
+            self.rest = RESTServer(
+                objects,
+                host=self.spec.ip,
+                port=self.spec.rest_port,
+                ssl=pki.server_ssl_context(paths),
+                tokens=self.api.tokens,
+                server_address=f"{self.spec.ip}:{self.spec.rest_port}",
+            )
+            await self.rest.start()
+            housekeeper = Housekeeper(
+                objects,
+                lambda: self.node is not None and self.node.status().role == "leader",
+                event_ttl_s=self.cfg.timers.event_ttl_s,
+            )
             self.health = HealthServer(
                 self.spec.ip,
                 self.spec.health_port,
@@ -130,17 +153,20 @@ class Master:
             await self.health.start()
             gc.freeze()
             logger.info(
-                "master started name=%s id=%d raft=%s:%d grpc=%s:%d pid=%d",
+                "master started name=%s id=%d raft=%s:%d grpc=%s:%d rest=https://%s:%d pid=%d",
                 self.name,
                 self.spec.id,
                 self.spec.ip,
                 self.spec.raft_port,
                 self.spec.ip,
                 self.spec.grpc_port,
+                self.spec.ip,
+                self.spec.rest_port,
                 os.getpid(),
             )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._compactor())
+                tg.create_task(housekeeper.run())
                 tg.create_task(self.metrics.watch_loop_lag())
                 tg.create_task(self._watch_fatal())
                 await self._stop.wait()
@@ -151,6 +177,8 @@ class Master:
             logger.info("master stopping name=%s", self.name)
             if self.health is not None:
                 await self.health.stop()
+            if self.rest is not None:
+                await self.rest.stop()
             if self.api is not None:
                 await self.api.stop()
             self.node.stop()
