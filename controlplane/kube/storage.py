@@ -174,6 +174,7 @@ class WatchEvent:
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_UPDATE_ATTEMPTS = 16
 _WATCH_QUEUE_LIMIT = 10_000
+_MAX_GRACE_S = 10**9  # about 31 years: keeps deletionTimestamp a valid date
 FENCE_PREFIX = b"/registry/coordination.k8s.io/leasefences/"
 
 
@@ -672,6 +673,7 @@ class ObjectStore:
             bound = bool(spec.get("nodeName"))
             if grace is None:
                 grace = int(spec.get("terminationGracePeriodSeconds", 30) or 0)
+            grace = max(0, min(grace, _MAX_GRACE_S))
             if grace <= 0 or not bound or phase in ("Succeeded", "Failed"):
                 return None
             prev = meta.get("deletionGracePeriodSeconds")
@@ -716,6 +718,7 @@ class ObjectStore:
             )
             initial = [o for o in map(_decode, kvs) if match(o)]
         else:
+            await self._ready_at(opts.resource_version)  # a future revision: 504, as Kubernetes
             start = _rv(opts.resource_version)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[builtins.list[pb.Event], int] | StoreError] = asyncio.Queue()

@@ -102,18 +102,23 @@ class Housekeeper:
         self._bootstrapped = False
 
     async def run(self) -> None:
-        last_expiry = 0.0
+        """Poll leadership often (a new leader bootstraps at once); do the rest every
+        `period_s`."""
+        last_round = last_expiry = 0.0
         while True:
-            await asyncio.sleep(self.period_s)
+            await asyncio.sleep(0.1)
             if not self.is_leader():
                 self._bootstrapped = False
                 continue
+            now = time.monotonic()
             try:
                 if not self._bootstrapped:
                     await self.bootstrap()
                     self._bootstrapped = True
+                if now - last_round < self.period_s:
+                    continue
+                last_round = now
                 await self.finalize_namespaces()
-                now = time.monotonic()
                 if now - last_expiry >= min(60.0, self.event_ttl_s / 10):
                     last_expiry = now
                     await self.expire_events()

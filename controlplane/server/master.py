@@ -23,6 +23,7 @@ from pathlib import Path
 
 from controlplane import pki
 from controlplane.config import ClusterConfig, ConfigError, load_config
+from controlplane.kube.resources import NAMESPACES, SYSTEM_NAMESPACES
 from controlplane.kube.storage import ObjectStore
 from controlplane.raftnode import DiskStorage, DiskStorageConfig, StorageError
 from controlplane.raftnode.node import NodeConfig, NodeStatus, RaftNode
@@ -206,6 +207,19 @@ class Master:
         if st.applied_index < st.commit_index:
             return Response(
                 503, f"not ready: applied {st.applied_index} < commit {st.commit_index}\n".encode()
+            )
+        if self.rest is None:
+            return Response(503, b"not ready: the Kubernetes API is not serving yet\n")
+        assert self.api is not None
+        missing = self.api.sm.read(
+            lambda s: [n for n in SYSTEM_NAMESPACES if s.get(NAMESPACES.key("", n)) is None]
+        )
+        if missing:
+            # As kube-apiserver's bootstrap-controller post-start hook: the leader creates
+            # them through the log, and this member has not applied them yet.
+            return Response(
+                503,
+                f"not ready: system namespaces not created yet: {', '.join(missing)}\n".encode(),
             )
         return Response(200, b"ok\n")
 

@@ -1005,7 +1005,9 @@ class RESTServer:
         if self._stopping:
             raise errors.unavailable("the API server is shutting down")
         as_table = tables.wants_table(accept)
-        events = self.store.watch(t.res, t.namespace, opts)  # may raise APIError: a 400/410
+        # Errors the store finds once iterating (a 503 without a leader, 410 for a compacted
+        # revision) arrive as ERROR events: the status line is sent before the first event.
+        events = self.store.watch(t.res, t.namespace, opts)
         resp = web.StreamResponse(
             status=200,
             headers={"Content-Type": tables.table_content_type() if as_table else JSON},

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from controlplane.kube import discovery, errors
+from controlplane.kube import discovery, errors, patch
 from controlplane.kube.resources import RESOURCES, Resource
 from controlplane.kube.storage import ListOptions, LocalBackend, ObjectStore, WatchEvent
 from controlplane.server.http import AddressInUse
@@ -1092,8 +1092,12 @@ def test_client_going_away_releases_the_store_watch() -> None:
                 resp.connection.transport.close()  # type: ignore[union-attr]
             await asyncio.wait_for(backend.released.wait(), 10)
             assert len(backend.hub) == 0
-            while api.server.active_watches:  # the handler's finally runs right after
-                await asyncio.sleep(0)
+
+            async def handler_done() -> None:  # its finally runs right after the release
+                while api.server.active_watches:
+                    await asyncio.sleep(0)
+
+            await asyncio.wait_for(handler_done(), 10)
             assert (await api.get(CMS)).status == 200
 
     asyncio.run(main())
@@ -1261,3 +1265,98 @@ def test_a_taken_port_is_address_in_use_naming_it() -> None:
             await server.stop()
 
     asyncio.run(main())
+
+
+# -- patch documents (RFC 7386 and RFC 6902 appendix examples) ----------------------------------
+
+MERGE_CASES = [
+    ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+    ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+    ({"a": "b"}, {"a": None}, {}),
+    ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+    ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+    ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+    ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+    ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+    (["a", "b"], ["c", "d"], ["c", "d"]),
+    ({"a": "b"}, ["c"], ["c"]),
+    ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+    ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+    ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+]
+
+
+@pytest.mark.parametrize(("target", "doc", "want"), MERGE_CASES)
+def test_merge_patch_follows_rfc_7386_appendix_a(target: Any, doc: Any, want: Any) -> None:
+    before = json.dumps(target)
+    assert patch.merge_patch(target, doc) == want
+    assert json.dumps(target) == before  # the input is not modified (the store may retry)
+
+
+JSON_PATCH_CASES = [
+    ("A.1 add member", {"foo": "bar"}, [{"op": "add", "path": "/baz", "value": "qux"}],
+     {"baz": "qux", "foo": "bar"}),
+    ("A.2 add element", {"foo": ["bar", "baz"]}, [{"op": "add", "path": "/foo/1", "value": "qux"}],
+     {"foo": ["bar", "qux", "baz"]}),
+    ("A.3 remove member", {"baz": "qux", "foo": "bar"}, [{"op": "remove", "path": "/baz"}],
+     {"foo": "bar"}),
+    ("A.4 remove element", {"foo": ["bar", "qux", "baz"]}, [{"op": "remove", "path": "/foo/1"}],
+     {"foo": ["bar", "baz"]}),
+    ("A.5 replace", {"baz": "qux", "foo": "bar"},
+     [{"op": "replace", "path": "/baz", "value": "boo"}], {"baz": "boo", "foo": "bar"}),
+    ("A.6 move member", {"foo": {"bar": "baz", "waldo": "fred"}, "qux": {"corge": "grault"}},
+     [{"op": "move", "from": "/foo/waldo", "path": "/qux/thud"}],
+     {"foo": {"bar": "baz"}, "qux": {"corge": "grault", "thud": "fred"}}),
+    ("A.7 move element", {"foo": ["all", "grass", "cows", "eat"]},
+     [{"op": "move", "from": "/foo/1", "path": "/foo/3"}],
+     {"foo": ["all", "cows", "eat", "grass"]}),
+    ("A.8 test ok", {"baz": "qux", "foo": ["a", 2, "c"]},
+     [{"op": "test", "path": "/baz", "value": "qux"}, {"op": "test", "path": "/foo/1", "value": 2}],
+     {"baz": "qux", "foo": ["a", 2, "c"]}),
+    ("A.10 add nested", {"foo": "bar"},
+     [{"op": "add", "path": "/child", "value": {"grandchild": {}}}],
+     {"foo": "bar", "child": {"grandchild": {}}}),
+    ("A.14 escapes", {"/": 9, "~1": 10}, [{"op": "test", "path": "/~01", "value": 10}],
+     {"/": 9, "~1": 10}),
+    ("A.16 append", {"foo": ["bar"]}, [{"op": "add", "path": "/foo/-", "value": ["abc", "def"]}],
+     {"foo": ["bar", ["abc", "def"]]}),
+    ("copy", {"a": {"b": 1}}, [{"op": "copy", "from": "/a", "path": "/c"}],
+     {"a": {"b": 1}, "c": {"b": 1}}),
+    ("replace root", {"a": 1}, [{"op": "replace", "path": "", "value": [1]}], [1]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("target", "ops", "want"), [c[1:] for c in JSON_PATCH_CASES],
+                         ids=[c[0] for c in JSON_PATCH_CASES])  # fmt: skip
+def test_json_patch_follows_rfc_6902_appendix_a(target: Any, ops: Any, want: Any) -> None:
+    before = json.dumps(target)
+    assert patch.json_patch(target, ops) == want
+    assert json.dumps(target) == before
+
+
+JSON_PATCH_ERRORS = [
+    ("A.9 test fails", {"baz": "qux"}, [{"op": "test", "path": "/baz", "value": "bar"}], 422),
+    ("A.12 missing parent", {"foo": "bar"},
+     [{"op": "add", "path": "/baz/bat", "value": "qux"}], 422),
+    ("A.15 string is not number", {"/": 9, "~1": 10},
+     [{"op": "test", "path": "/~01", "value": "10"}], 422),
+    ("true is not 1", {"a": 1}, [{"op": "test", "path": "/a", "value": True}], 422),
+    ("index past the end", {"a": [1]}, [{"op": "add", "path": "/a/2", "value": 0}], 422),
+    ("leading zero", {"a": [1, 2]}, [{"op": "remove", "path": "/a/01"}], 422),
+    ("remove missing", {"a": 1}, [{"op": "remove", "path": "/b"}], 422),
+    ("move into child", {"a": {"b": {}}}, [{"op": "move", "from": "/a", "path": "/a/b/c"}], 422),
+    ("unknown op", {}, [{"op": "frobnicate", "path": "/a"}], 400),
+    ("no value", {}, [{"op": "add", "path": "/a"}], 400),
+    ("bad pointer", {}, [{"op": "add", "path": "a", "value": 1}], 400),
+    ("bad escape", {}, [{"op": "add", "path": "/~2", "value": 1}], 400),
+    ("not a list", {}, {"op": "add"}, 400),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("target", "ops", "code"), [c[1:] for c in JSON_PATCH_ERRORS],
+                         ids=[c[0] for c in JSON_PATCH_ERRORS])  # fmt: skip
+def test_json_patch_errors_are_400_or_422(target: Any, ops: Any, code: int) -> None:
+    """A malformed document is 400; a well-formed one that does not apply is 422."""
+    with pytest.raises(errors.APIError) as e:
+        patch.json_patch(target, ops)
+    assert e.value.code == code

@@ -79,7 +79,8 @@ QUERY_KEYS = [
     "fieldManager", "fieldValidation", "pretty", "resourceVersionMatch", "junk", "", "%zz",
 ]  # fmt: skip
 QUERY_VALUES = [
-    "", "true", "1", "false", "0", "-1", "10", "99999999999999999999999", "All", "Strict",
+    "", "true", "1", "false", "0", "-1", "10", "99999999999999999999999", "99999999999999999",
+    "All", "Strict",
     "app=web", "app in (web,db)", "app in (", "!app", "a=b,c!=d", "metadata.name=c1",
     "metadata.name==c1", "spec.nodeName=", "status.phase!=Running", "nope=1", "a=\\x",
     "Background", "Orphan", "Foreground", "Sideways", "eyJydiI6MSwic3RhcnQiOiJ4In0=",
