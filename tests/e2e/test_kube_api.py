@@ -527,3 +527,34 @@ def test_rest_reads_and_conditional_writes_are_linearizable_across_a_leader_kill
     )
     assert oks >= 100, f"too few operations to prove anything: {oks}"
     assert result.passed, result.render()
+
+
+def test_without_a_quorum_writes_and_reads_get_503_with_retry_after(cluster: Cluster) -> None:
+    """Two of three masters down: nothing can be proposed or confirmed, so the survivor
+    waits a few election timeouts, then answers 503 with Retry-After (safe to retry)."""
+    leader = cluster.heal()
+    survivor = next(n for n in cluster.names if n != leader.name)
+    others = [n for n in cluster.names if n != survivor]
+    m = cluster.spec(survivor)
+    ctx = client_ssl_context(pki_paths(cluster.cfg).ca_cert)
+    headers = {"Authorization": f"Bearer {cluster.token}", "Content-Type": "application/json"}
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nq"}})
+    try:
+        for name in others:
+            cluster.cli("kill", name)
+        for method, path, data in (
+            ("POST", "/api/v1/namespaces/default/configmaps", body),
+            ("GET", "/api/v1/namespaces/default/configmaps/nq", None),
+        ):
+            conn = http.client.HTTPSConnection(m.ip, m.rest_port, timeout=30, context=ctx)
+            try:
+                conn.request(method, path, body=data, headers=headers)
+                resp = conn.getresponse()
+                status = json.loads(resp.read())
+            finally:
+                conn.close()
+            assert resp.status == 503, (method, status)
+            assert resp.getheader("Retry-After"), method
+            assert status["reason"] == "ServiceUnavailable"
+    finally:
+        cluster.heal()
