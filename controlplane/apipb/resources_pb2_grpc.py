@@ -60,6 +60,11 @@ class ResourcesStub:
                 request_serializer=controlplane_dot_apipb_dot_resources__pb2.WriteRequest.SerializeToString,
                 response_deserializer=controlplane_dot_apipb_dot_resources__pb2.ObjectResponse.FromString,
                 _registered_method=True)
+        self.Bind = channel.unary_unary(
+                '/controlplane.apipb.Resources/Bind',
+                request_serializer=controlplane_dot_apipb_dot_resources__pb2.WriteRequest.SerializeToString,
+                response_deserializer=controlplane_dot_apipb_dot_resources__pb2.ObjectResponse.FromString,
+                _registered_method=True)
         self.Delete = channel.unary_unary(
                 '/controlplane.apipb.Resources/Delete',
                 request_serializer=controlplane_dot_apipb_dot_resources__pb2.DeleteRequest.SerializeToString,
@@ -109,10 +114,18 @@ class ResourcesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Delete(self, request, context):
+    def Bind(self, request, context):
         """The deleted object's last state, or the object still present (graceful deletion,
         finalizers, a namespace turning Terminating).
+        pods/binding: assign a pending pod to a node (`body` is a v1 Binding whose target.name is
+        the node); ALREADY_EXISTS-free: a pod already bound is ABORTED (409 Conflict).
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Delete(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -150,6 +163,11 @@ def add_ResourcesServicer_to_server(servicer, server):
             ),
             'UpdateStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateStatus,
+                    request_deserializer=controlplane_dot_apipb_dot_resources__pb2.WriteRequest.FromString,
+                    response_serializer=controlplane_dot_apipb_dot_resources__pb2.ObjectResponse.SerializeToString,
+            ),
+            'Bind': grpc.unary_unary_rpc_method_handler(
+                    servicer.Bind,
                     request_deserializer=controlplane_dot_apipb_dot_resources__pb2.WriteRequest.FromString,
                     response_serializer=controlplane_dot_apipb_dot_resources__pb2.ObjectResponse.SerializeToString,
             ),
@@ -298,6 +316,33 @@ class Resources:
             request,
             target,
             '/controlplane.apipb.Resources/UpdateStatus',
+            controlplane_dot_apipb_dot_resources__pb2.WriteRequest.SerializeToString,
+            controlplane_dot_apipb_dot_resources__pb2.ObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Bind(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/controlplane.apipb.Resources/Bind',
             controlplane_dot_apipb_dot_resources__pb2.WriteRequest.SerializeToString,
             controlplane_dot_apipb_dot_resources__pb2.ObjectResponse.FromString,
             options,

@@ -30,7 +30,7 @@ from controlplane.apipb import resources_pb2_grpc
 from controlplane.config import ClusterConfig, ConfigError, read_token_file
 from controlplane.kube import errors
 from controlplane.kube.errors import APIError
-from controlplane.kube.resources import Resource
+from controlplane.kube.resources import PODS, Resource
 from controlplane.kube.storage import Fence, WatchEvent
 
 __all__ = ["STATUS_KEY", "APIError", "Fence", "ResourceClient", "WatchEvent"]
@@ -280,6 +280,19 @@ class ResourceClient:
         """Replace the status of the object named by `obj`'s metadata (its spec is kept)."""
         req = _write_request(res, namespace, _name_of(obj), obj, fence)
         return await self._call(lambda s: s.UpdateStatus, req, write=True)
+
+    async def bind(
+        self, namespace: str, name: str, node: str, *, fence: Fence | None = None
+    ) -> Obj:
+        """`pods/binding`: assign the pending pod `namespace/name` to `node` (409 if bound)."""
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name, "namespace": namespace},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        req = _write_request(PODS, namespace, name, binding, fence)
+        return await self._call(lambda s: s.Bind, req, write=True)
 
     async def delete(
         self,

@@ -129,9 +129,17 @@ def _qos_class(pod: Obj) -> str:
 
 
 def admit_create(
-    res: Resource, namespace: str, body: object, *, now: str, uid: str, name_suffix: str
+    res: Resource,
+    namespace: str,
+    body: object,
+    *,
+    now: str,
+    uid: str,
+    name_suffix: str,
+    toleration_s: int | None = None,
 ) -> tuple[Obj, bytes]:
-    """The object to store for a POST, and its bytes."""
+    """The object to store for a POST, and its bytes. `toleration_s`: the
+    DefaultTolerationSeconds admission plugin's value for Pods (None: off)."""
     obj = _check_shape(res, body)
     meta = obj["metadata"]
     for key in SYSTEM_METADATA:
@@ -151,7 +159,72 @@ def admit_create(
     if res.has_status:
         _initial_status(res, obj)
     defaults.apply_defaults(res, obj)
+    if res.kind == "Pod" and toleration_s is not None:
+        _default_tolerations(obj, toleration_s)
     _fail_on(res, str(meta.get("name", "")), validation.validate(res, obj))
+    return obj, _check_size(res, obj)
+
+
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+
+
+def _default_tolerations(pod: Obj, seconds: int) -> None:
+    """As Kubernetes' DefaultTolerationSeconds plugin: a pod tolerates a not-ready or
+    unreachable node for `seconds` before the node lifecycle controller evicts it, unless
+    it says otherwise."""
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return
+    tolerations = spec.get("tolerations")
+    if tolerations is None:
+        tolerations = spec["tolerations"] = []
+    if not isinstance(tolerations, list):
+        return  # validation reports it
+    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+        if any(
+            isinstance(t, dict)
+            and t.get("key") in (key, None, "")
+            and t.get("effect") in ("NoExecute", None, "")
+            for t in tolerations
+        ):
+            continue
+        tolerations.append(
+            {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
+        )
+
+
+def admit_binding(res: Resource, old: Obj, body: object, *, now: str) -> tuple[Obj, bytes]:
+    """A `pods/binding` (a `Binding` with `target.name`): sets spec.nodeName once and the
+    PodScheduled condition; 409 when the pod is already bound, as the API server does."""
+    if not isinstance(body, dict) or not isinstance(body.get("target"), dict):
+        raise errors.bad_request("a Binding needs target.name: the node to bind the pod to")
+    node = body["target"].get("name")
+    name = str(old["metadata"]["name"])
+    if not isinstance(node, str) or not node:
+        raise errors.invalid(res, name, [errors.cause("target.name", "Required value")])
+    spec: Obj = old["spec"] if isinstance(old.get("spec"), dict) else {}
+    if spec.get("nodeName"):
+        raise errors.conflict(
+            res, name, f"pod {name} is already assigned to node {spec['nodeName']!r}"
+        )
+    if old["metadata"].get("deletionTimestamp"):
+        raise errors.conflict(
+            res, name, f"pod {name} is being deleted, cannot be assigned to a host"
+        )
+    obj = copy.deepcopy(old)
+    obj["spec"]["nodeName"] = node
+    status = obj.setdefault("status", {})
+    conditions = [
+        c
+        for c in status.get("conditions") or []
+        if isinstance(c, dict) and c.get("type") != "PodScheduled"
+    ]
+    conditions.append(
+        {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+    )
+    status["conditions"] = conditions
+    obj["metadata"].pop("resourceVersion", None)
     return obj, _check_size(res, obj)
 
 

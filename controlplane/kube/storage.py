@@ -38,7 +38,7 @@ from controlplane.storepb import store_pb2 as pb
 
 from . import admission, errors
 from .errors import APIError
-from .resources import NAMESPACES, Resource
+from .resources import NAMESPACES, PODS, Resource
 from .selectors import FieldSelector, LabelSelector, object_fields
 
 T = TypeVar("T")
@@ -306,8 +306,10 @@ class ObjectStore:
         clock: Callable[[], float] = time.time,
         new_uid: Callable[[], str] = lambda: str(uuid.uuid4()),
         rand: random.Random | None = None,
+        toleration_s: int | None = None,
     ) -> None:
         self.backend = backend
+        self.toleration_s = toleration_s
         self.clock = clock
         self.new_uid = new_uid
         self.rand = rand or random.SystemRandom()
@@ -465,6 +467,7 @@ class ObjectStore:
                 now=rfc3339(self.clock()),
                 uid=self.new_uid(),
                 name_suffix=self._suffix(),
+                toleration_s=self.toleration_s,
             )
             name = new["metadata"]["name"]
             if dry_run:
@@ -558,7 +561,7 @@ class ObjectStore:
         fence: Fence | None,
         precondition: int | None,
     ) -> Obj:
-        if subresource not in ("", "status"):
+        if subresource not in ("", "status", "binding"):
             raise errors.bad_request(f"subresource {subresource!r} cannot be updated here")
         key = res.key(namespace, name)
         await self.backend.linearizable()
@@ -572,7 +575,10 @@ class ObjectStore:
             body = mutate(copy.deepcopy(cur))
             if body is None:
                 return cur
-            new, data = admission.admit_update(res, cur, body, subresource=subresource)
+            if subresource == "binding":
+                new, data = admission.admit_binding(res, cur, body, now=rfc3339(self.clock()))
+            else:
+                new, data = admission.admit_update(res, cur, body, subresource=subresource)
             if data == kv.value:
                 return cur  # no-op: no new revision, as the API server does
             compares = [_cmp_mod(key, kv.mod_revision), *self._fence_compare(fence)]
@@ -592,6 +598,20 @@ class ObjectStore:
                 raise self._fenced_out(fence)
             kv = kvs[0] if kvs else None
         raise errors.conflict(res, name, "too many concurrent writers; try again")
+
+    async def bind(
+        self, namespace: str, name: str, node: str, *, fence: Fence | None = None
+    ) -> Obj:
+        """`pods/binding`: assign a pending pod to `node` (409 if it is already bound)."""
+        binding = {
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": name, "namespace": namespace},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        }
+        return await self._update(
+            PODS, namespace, name, lambda _cur: binding, "binding", fence, None
+        )
 
     async def delete(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import os
 import signal
 import sys
@@ -123,7 +124,9 @@ class Master:
                 metrics=self.metrics,
                 names=self.names,
             )
-            objects = ObjectStore(MasterBackend(self.api))
+            objects = ObjectStore(
+                MasterBackend(self.api), toleration_s=math.ceil(self.cfg.timers.toleration_s)
+            )
             self.api.extra_services.append(lambda srv: add_resource_service(srv, objects))
             await self.api.start()
             paths = pki.pki_paths(self.cfg)

@@ -220,6 +220,11 @@ class ResourceService(resources_pb2_grpc.ResourcesServicer):
     ) -> rpb.ObjectResponse:
         return await self._update(req, ctx, "status")
 
+    async def Bind(
+        self, req: rpb.WriteRequest, ctx: grpc.aio.ServicerContext
+    ) -> rpb.ObjectResponse:
+        return await self._update(req, ctx, "binding")
+
     async def _update(
         self, req: rpb.WriteRequest, ctx: grpc.aio.ServicerContext, subresource: str
     ) -> rpb.ObjectResponse:

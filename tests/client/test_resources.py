@@ -15,7 +15,14 @@ from controlplane.client.resources import ResourceClient, WatchEvent
 from controlplane.config import ConfigError, Token, load_config, write_token_file
 from controlplane.kube import errors
 from controlplane.kube.errors import APIError
-from controlplane.kube.resources import CONFIGMAPS, DEPLOYMENTS, LEASES, NAMESPACES, Resource
+from controlplane.kube.resources import (
+    CONFIGMAPS,
+    DEPLOYMENTS,
+    LEASES,
+    NAMESPACES,
+    PODS,
+    Resource,
+)
 from controlplane.kube.storage import Fence, ObjectStore
 from controlplane.server.resources import STATUS_KEY, grpc_code
 
@@ -75,6 +82,21 @@ def test_create_get_update_delete_round_trip() -> None:
             await client.delete(CONFIGMAPS, "default", "a")
             err = await api_error(client.get(CONFIGMAPS, "default", "a"))
             assert (err.code, err.reason) == (404, "NotFound")
+
+    run(body())
+
+
+def test_bind_assigns_a_pending_pod_once() -> None:
+    async def body() -> None:
+        async with cluster() as c:
+            client = c.client()
+            pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+            await client.create(PODS, "default", pod)
+            bound = await client.bind("default", "p", "worker-2")
+            assert bound["spec"]["nodeName"] == "worker-2"
+            err = await api_error(client.bind("default", "p", "worker-3"))
+            assert (err.code, err.reason) == (409, "Conflict")
+            assert (await client.get(PODS, "default", "p"))["spec"]["nodeName"] == "worker-2"
 
     run(body())
 

@@ -318,3 +318,38 @@ def test_fenced_writes_follow_the_lease_holder(store: ObjectStore, backend: Loca
     assert code_of(store.delete(CONFIGMAPS, "default", "by-a", fence=fence_a)) == 409
     fence_b = Fence("default", "kube-controller-manager", "b", 1)
     run(store.delete(CONFIGMAPS, "default", "by-a", fence=fence_b))
+
+
+def test_binding_sets_the_node_once(store: ObjectStore) -> None:
+    run(store.create(PODS, "default", pod("p")))
+    bound = run(store.bind("default", "p", "worker-1"))
+    assert bound["spec"]["nodeName"] == "worker-1"
+    assert {"type": "PodScheduled", "status": "True"}.items() <= bound["status"]["conditions"][
+        -1
+    ].items()
+    with pytest.raises(errors.APIError) as e:
+        run(store.bind("default", "p", "worker-2"))
+    assert e.value.code == 409 and "already assigned to node 'worker-1'" in e.value.message
+    # A client cannot move a pod by replacing it: nodeName is immutable once set.
+    moved = run(store.get(PODS, "default", "p"))
+    moved["spec"]["nodeName"] = "worker-2"
+    assert code_of(store.update(PODS, "default", "p", moved)) == 422
+
+
+def test_default_tolerations_are_added_at_admission(backend: LocalBackend) -> None:
+    store = ObjectStore(backend, toleration_s=300)
+    run(store.create(NAMESPACES, "", {"metadata": {"name": "default"}}))
+    own = pod("own")
+    own["spec"]["tolerations"] = [
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"}
+    ]
+    made = run(store.create(PODS, "default", own))
+    assert made["spec"]["tolerations"] == [
+        {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
+        {
+            "key": "node.kubernetes.io/not-ready",
+            "operator": "Exists",
+            "effect": "NoExecute",
+            "tolerationSeconds": 300,
+        },
+    ]
