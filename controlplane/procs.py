@@ -28,6 +28,13 @@ Decisions:
 - Starting takes an flock on the run dir, so two concurrent `kubelab start` cannot both
   launch a member.
 - Errors are `NotRunning` and `AlreadyRunning` (both `ProcessError`); the CLI words them.
+- **Fake workers live in one process**, `fakenodes` (`python -m kubelet.fakenodes`), which
+  hosts every worker whose runtime is "fake". Chaos on one fake node cannot be a signal, so
+  that process listens on `<run_dir>/fakenodes.sock` for one JSON object per line
+  (`{"op": "kill", "node": "worker-2"}`) and answers one per line (`{"ok": true, ...}`);
+  `control_call` is the client, with a deadline (a paused process accepts, never answers).
+  A Unix socket path is limited to 107 bytes: a longer one is reached through
+  `/proc/self/fd/<dir fd>/<name>` (`unix_socket_address`).
 """
 
 from __future__ import annotations
@@ -39,19 +46,22 @@ import json
 import os
 import shlex
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # config imports this module (to find running clusters)
-    from controlplane.config import ClusterConfig, MasterSpec
+    from controlplane.config import ClusterConfig, MasterSpec, WorkerSpec
 
 __all__ = [
+    "FAKENODES",
     "AlreadyRunning",
+    "ControlError",
     "NotRunning",
     "ProcRecord",
     "ProcState",
@@ -59,9 +69,16 @@ __all__ = [
     "ProcessTable",
     "cluster_alive",
     "cluster_table",
+    "control_call",
+    "fake_workers",
+    "fakenodes_argv",
+    "fakenodes_log",
+    "fakenodes_socket",
     "master_argv",
     "master_has_state",
+    "start_fakenodes",
     "start_master",
+    "unix_socket_address",
 ]
 
 _POLL_S = 0.02
@@ -450,3 +467,96 @@ def master_has_state(spec: MasterSpec) -> bool:
     from controlplane.raftnode.disk import DiskStorage  # noqa: PLC0415
 
     return DiskStorage.exists(spec.data_dir)
+
+
+# -- fake workers: the `fakenodes` process and its control socket -------------------------------
+
+FAKENODES = "fakenodes"
+"""Process name (pid file `<run_dir>/fakenodes.pid`) of the host of every fake worker."""
+
+CONTROL_TIMEOUT_S = 1.0
+_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes with the NUL; keep a margin
+
+
+class ControlError(ProcessError):
+    """The fakenodes control socket could not be used (absent, refused, no answer in time,
+    an answer that is not JSON); the message says which."""
+
+
+def fake_workers(cfg: ClusterConfig) -> tuple[WorkerSpec, ...]:
+    """The workers whose runtime is "fake", in file order (all hosted by `fakenodes`)."""
+    return tuple(w for w in cfg.workers if w.runtime == "fake")
+
+
+def fakenodes_argv(cfg: ClusterConfig) -> list[str]:
+    """`python -m kubelet.fakenodes --config <data_dir>/cluster.toml` (names the data dir,
+    so the process table recognises it as the cluster's own)."""
+    return [sys.executable, "-m", "kubelet.fakenodes", "--config", str(cfg.stored_config)]
+
+
+def fakenodes_log(cfg: ClusterConfig) -> Path:
+    return cfg.data_dir / "fakenodes.log"
+
+
+def fakenodes_socket(cfg: ClusterConfig) -> Path:
+    """The control socket of the `fakenodes` process."""
+    return cfg.run_dir / "fakenodes.sock"
+
+
+def start_fakenodes(cfg: ClusterConfig, *, argv: Sequence[str] | None = None) -> ProcRecord:
+    """Start the host of the fake workers (output to `fakenodes_log`); `argv` replaces the
+    command (tests). `AlreadyRunning` if it runs."""
+    command = list(argv) if argv is not None else fakenodes_argv(cfg)
+    return cluster_table(cfg).start(FAKENODES, command, log_file=fakenodes_log(cfg))
+
+
+@contextlib.contextmanager
+def unix_socket_address(path: Path) -> Iterator[str]:
+    """An address for `bind`/`connect` of the Unix socket `path`, valid inside the block:
+    the path itself, or `/proc/self/fd/<fd of its directory>/<name>` when it is too long
+    for `sun_path` (deep temporary directories)."""
+    text = str(path)
+    if len(os.fsencode(text)) <= _MAX_SOCKET_PATH:
+        yield text
+        return
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
+def control_call(
+    path: Path, request: Mapping[str, object], *, timeout_s: float = CONTROL_TIMEOUT_S
+) -> dict[str, Any]:
+    """Send one JSON request line to the control socket at `path`, return the answer's
+    JSON object; `ControlError` when there is no answer within `timeout_s` (connect, send
+    and read together) or it is not a JSON object."""
+    deadline = time.monotonic() + timeout_s
+    line = json.dumps(dict(request)).encode() + b"\n"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.settimeout(timeout_s)
+            with unix_socket_address(path) as address:
+                sock.connect(address)
+            sock.sendall(line)
+            data = b""
+            while not data.endswith(b"\n"):
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except FileNotFoundError:
+            raise ControlError(f"{path} does not exist") from None
+        except TimeoutError:
+            raise ControlError(f"{path}: no answer within {timeout_s:g} s") from None
+        except OSError as e:
+            raise ControlError(f"{path}: {e.strerror or e}") from None
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        raise ControlError(f"{path}: the answer is not JSON: {data[:200]!r}") from None
+    if not isinstance(answer, dict):
+        raise ControlError(f"{path}: the answer is not a JSON object: {data[:200]!r}")
+    return answer

@@ -7,20 +7,31 @@ Killed members are not restarted automatically: that is the point of a chaos dem
 `start` refuses a master whose data dir holds no Raft log: an empty member must not vote in
 an existing cluster (it could help elect a leader that lacks committed writes). The master
 process refuses too (exit code 3); the CLI checks first to say what to do instead.
-Workers are named in cluster.toml but have no processes yet (the kubelet issue): commands on
-them say so.
+
+Fake workers all live in one process (`fakenodes`), so a command on one of them is a request
+on that process's control socket (`controlplane.procs.control_call`): `kill` is a node crash
+(heartbeats, lease renewals and pod updates stop; `--agent-only` is the same, a fake node
+has no containers to spare), `start` a fresh kubelet, `pause`/`resume` stop and continue the
+node inside the process, `restart` is kill then start. Workers of the docker and process
+runtimes have no processes yet (the kubelet issue): commands on them say so.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from controlplane.config import ClusterConfig, MasterSpec
+from controlplane.config import ClusterConfig, MasterSpec, WorkerSpec
 from controlplane.procs import (
+    FAKENODES,
+    ControlError,
     NotRunning,
     ProcessTable,
     ProcState,
     cluster_table,
+    control_call,
+    fakenodes_log,
+    fakenodes_socket,
     master_has_state,
     start_master,
 )
@@ -28,18 +39,98 @@ from controlplane.procs import (
 from .common import EXIT_USAGE, CliError, cluster_from_args, exit_note, print_tail, say, settle
 
 
-def _master(cfg: ClusterConfig, name: str) -> MasterSpec:
+def _member(cfg: ClusterConfig, name: str) -> MasterSpec | WorkerSpec:
+    """The master or fake worker called `name`; a clear error for anything else."""
     for m in cfg.masters:
         if m.name == name:
             return m
-    if any(w.name == name for w in cfg.workers):
-        raise CliError(
-            f"{name} is a worker; workers do not run yet (coming with the kubelet issue)"
-        )
+    for w in cfg.workers:
+        if w.name == name:
+            if w.runtime == "fake":
+                return w
+            raise CliError(
+                f"{name} is a worker of runtime {w.runtime!r}; workers do not run yet "
+                "with that runtime (coming with the kubelet issue)"
+            )
     raise CliError(
         f"no member named {name!r} in cluster {cfg.name!r}; members: {', '.join(cfg.names)}",
         EXIT_USAGE,
     )
+
+
+# -- fake workers: requests to the fakenodes process -------------------------------------------
+
+
+def _fake(cfg: ClusterConfig, worker: WorkerSpec, op: str) -> tuple[dict[str, Any], int]:
+    """Ask `fakenodes` to `op` the node; (its answer, its pid). A clear `CliError` when the
+    process does not run or does not answer."""
+    state, rec = cluster_table(cfg).lookup(FAKENODES)
+    if rec is None:
+        raise CliError(
+            f"{worker.name} is not running: {FAKENODES}, the process of the fake workers, is "
+            "not running; `kubelab up` starts it (with every fake worker)"
+        )
+    if state is ProcState.PAUSED:
+        raise CliError(
+            f"{FAKENODES} (pid {rec.pid}), the process of the fake workers, is stopped "
+            f"(SIGSTOP) and cannot act on {worker.name}: continue it with `kill -CONT {rec.pid}`"
+        )
+    try:
+        answer = control_call(fakenodes_socket(cfg), {"op": op, "node": worker.name})
+    except ControlError as e:
+        raise CliError(
+            f"cannot reach {FAKENODES} (pid {rec.pid}): {e}; its log is {fakenodes_log(cfg)}"
+        ) from None
+    return answer, rec.pid
+
+
+def _fake_refused(worker: WorkerSpec, answer: dict[str, Any]) -> CliError:
+    state = answer.get("state")
+    if state == ProcState.DEAD:
+        return _not_running(worker.name)
+    if state in (ProcState.RUNNING, ProcState.PAUSED):
+        hint = f"; `kubelab resume {worker.name}`" if state == ProcState.PAUSED else ""
+        return CliError(f"{worker.name} is already {state}{hint}")
+    return CliError(f"{FAKENODES} refused: {answer.get('error') or answer}")
+
+
+def _fake_where(pid: int) -> str:
+    return f"fake node in {FAKENODES}, pid {pid}"
+
+
+def _fake_kill(cfg: ClusterConfig, worker: WorkerSpec, *, agent_only: bool) -> int:
+    answer, pid = _fake(cfg, worker, "kill")
+    if not answer.get("ok"):
+        raise _fake_refused(worker, answer)
+    extra = "; --agent-only is the same for a fake node" if agent_only else ""
+    say(f"killed {worker.name} ({_fake_where(pid)}: heartbeats and pod updates stop{extra})")
+    return 0
+
+
+def _fake_pause(cfg: ClusterConfig, worker: WorkerSpec, *, pause: bool) -> int:
+    answer, pid = _fake(cfg, worker, "pause" if pause else "resume")
+    if not answer.get("ok"):
+        raise _fake_refused(worker, answer)
+    previous = answer.get("previous")
+    if pause and previous == ProcState.PAUSED:
+        say(f"{worker.name} is already paused; `kubelab resume {worker.name}`")
+    elif not pause and previous == ProcState.RUNNING:
+        say(f"{worker.name} is not paused")
+    else:
+        say(f"{'paused' if pause else 'resumed'} {worker.name} ({_fake_where(pid)})")
+    return 0
+
+
+def _fake_start(cfg: ClusterConfig, worker: WorkerSpec, *, restart: bool) -> int:
+    if restart:
+        answer, pid = _fake(cfg, worker, "kill")
+        if answer.get("ok"):
+            say(f"killed {worker.name} ({_fake_where(pid)})")
+    answer, pid = _fake(cfg, worker, "start")
+    if not answer.get("ok"):
+        raise _fake_refused(worker, answer)
+    say(f"started {worker.name} ({_fake_where(pid)}: it registers and reports its pods again)")
+    return 0
 
 
 def _not_running(name: str) -> CliError:
@@ -49,7 +140,9 @@ def _not_running(name: str) -> CliError:
 def cmd_kill(args: argparse.Namespace) -> int:
     """`kubelab kill NAME [--agent-only]`: SIGKILL."""
     cfg = cluster_from_args(args)
-    spec = _master(cfg, args.name)
+    spec = _member(cfg, args.name)
+    if isinstance(spec, WorkerSpec):
+        return _fake_kill(cfg, spec, agent_only=args.agent_only)
     if args.agent_only:
         raise CliError(
             f"--agent-only kills only a worker's kubelet: not applicable to masters "
@@ -66,7 +159,9 @@ def cmd_kill(args: argparse.Namespace) -> int:
 
 def _stop_or_continue(args: argparse.Namespace, *, pause: bool) -> int:
     cfg = cluster_from_args(args)
-    spec = _master(cfg, args.name)
+    spec = _member(cfg, args.name)
+    if isinstance(spec, WorkerSpec):
+        return _fake_pause(cfg, spec, pause=pause)
     table = cluster_table(cfg)
     state, rec = table.lookup(spec.name)
     if rec is None:
@@ -119,7 +214,9 @@ def _start(cfg: ClusterConfig, table: ProcessTable, spec: MasterSpec) -> None:
 def cmd_start(args: argparse.Namespace) -> int:
     """`kubelab start NAME`: start a stopped member (never an empty one)."""
     cfg = cluster_from_args(args)
-    spec = _master(cfg, args.name)
+    spec = _member(cfg, args.name)
+    if isinstance(spec, WorkerSpec):
+        return _fake_start(cfg, spec, restart=False)
     table = cluster_table(cfg)
     state, rec = table.lookup(spec.name)
     if rec is not None:
@@ -133,7 +230,9 @@ def cmd_restart(args: argparse.Namespace) -> int:
     """`kubelab restart NAME`: kill (if running or paused), then start; a member that could
     not start again (empty data dir) is refused before it is killed."""
     cfg = cluster_from_args(args)
-    spec = _master(cfg, args.name)
+    spec = _member(cfg, args.name)
+    if isinstance(spec, WorkerSpec):
+        return _fake_start(cfg, spec, restart=True)
     table = cluster_table(cfg)
     _check_startable(cfg, spec)  # refuse before killing anything
     if table.find(spec.name) is not None:
@@ -156,7 +255,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     for name, func, text in commands:
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        p.add_argument("name", metavar="NAME", help="member name, e.g. master-2")
+        p.add_argument("name", metavar="NAME", help="member name, e.g. master-2 or worker-1")
         if name == "kill":
             p.add_argument(
                 "--agent-only",

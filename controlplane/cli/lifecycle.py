@@ -17,6 +17,10 @@
    member whose log is gone while others have one is skipped with a warning: it must not vote.
 5. **Readiness**: wait (default 60 s) until a leader of the highest term is known and a
    majority answers `/readyz` 200; a master that dies meanwhile ends the wait with its log.
+6. **Fake workers**: once the masters are ready, if any worker's runtime is "fake", `up`
+   starts the process that hosts them all (`fakenodes`, unless it runs) and waits until
+   every fake node is Ready in the API (same timeout). Workers of the docker and process
+   runtimes do not run yet (the kubelet issue); `--workers 0` means masters only.
 
 Before any master starts, `up` makes what they and clients read: the token file (once), the
 CA and serving certificate in `<data_dir>/pki` and the kubeconfig (`controlplane.pki`;
@@ -39,6 +43,7 @@ from pathlib import Path
 from controlplane.config import (
     ClusterConfig,
     ConfigError,
+    WorkerSpec,
     find_cluster,
     known_clusters,
     kubelab_home,
@@ -52,11 +57,15 @@ from controlplane.config import (
 )
 from controlplane.pki import ensure_kubeconfig, ensure_pki
 from controlplane.procs import (
+    FAKENODES,
     ProcessTable,
     ProcState,
     cluster_alive,
     cluster_table,
+    fake_workers,
+    fakenodes_log,
     master_has_state,
+    start_fakenodes,
     start_master,
 )
 
@@ -70,10 +79,11 @@ from .common import (
     say,
     settle,
 )
-from .status import PROBE_TIMEOUT_S, leader_of, probe_all
+from .status import PROBE_TIMEOUT_S, leader_of, probe_all, read_api
 
 DEFAULT_WAIT_S = 60.0
 STOP_GRACE_S = 5.0
+NODE_READ_TIMEOUT_S = 2.0
 
 
 # -- up ----------------------------------------------------------------------------------------
@@ -166,7 +176,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if any(s is not ProcState.DEAD for s in states.values()):
             cfg = stored  # (partly) running: its processes read this file; leave it alone
             if all(s is not ProcState.DEAD for s in states.values()):
-                return _already_up(cfg, table)
+                return _already_up(cfg, table, args.timeout)
             if dataclasses.replace(requested, uid=stored.uid, source=stored.source) != stored:
                 say("note: the cluster is partly running; its settings stay as they are")
         else:
@@ -218,20 +228,107 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"majority ({cfg.quorum}): the cluster cannot elect a leader. To start afresh: "
             "`kubelab down --purge`, then `kubelab up`."
         )
-    if cfg.workers:
-        say("workers: none yet (coming with the kubelet issue)")
+    _say_other_workers(cfg)
     leader, term = _wait_ready(cfg, table, expected, args.timeout)
+    if fake_workers(cfg):
+        _start_fake_workers(cfg, table, args.timeout)
     _next_steps(cfg, leader, term)
     return 0
 
 
-def _already_up(cfg: ClusterConfig, table: ProcessTable) -> int:
+def _already_up(cfg: ClusterConfig, table: ProcessTable, timeout_s: float) -> int:
     say(f"cluster {cfg.name} is already up ({len(cfg.masters)} masters, data dir {cfg.data_dir})")
     for m in cfg.masters:
         if table.state(m.name) is ProcState.PAUSED:
             say(f"note: {m.name} is paused: `kubelab resume {m.name}`")
+    if fake_workers(cfg) and table.state(FAKENODES) is ProcState.DEAD:
+        _start_fake_workers(cfg, table, timeout_s)
     say("see it with `kubelab status`; stop it with `kubelab down`")
     return 0
+
+
+def _say_other_workers(cfg: ClusterConfig) -> None:
+    """Workers of the docker and process runtimes have no kubelet yet: say so."""
+    others = [w for w in cfg.workers if w.runtime != "fake"]
+    if not others:
+        return
+    if len(others) == len(cfg.workers):
+        say("workers: none yet (coming with the kubelet issue)")
+    else:
+        say(
+            f"workers {', '.join(w.name for w in others)}: not started (the docker and "
+            "process runtimes come with the kubelet issue)"
+        )
+
+
+def _start_fake_workers(cfg: ClusterConfig, table: ProcessTable, timeout_s: float) -> None:
+    """Start `fakenodes` unless it runs, then wait until every fake node is Ready."""
+    workers = fake_workers(cfg)
+    log = fakenodes_log(cfg)
+    state, rec = table.lookup(FAKENODES)
+    if rec is None:
+        say(f"starting {FAKENODES} ({_count_of(len(workers), 'fake worker')}) ... ", end="")
+        rec = start_fakenodes(cfg)
+        if settle(table, rec) is ProcState.DEAD:
+            say("failed")
+            print_tail(log)
+            raise CliError(
+                f"{FAKENODES} did not start: {exit_note(rec)}; its log is {log}. The masters "
+                "are up: fix the cause and run `kubelab up` again."
+            )
+        say(f"ok (pid {rec.pid})")
+    elif state is ProcState.PAUSED:
+        raise CliError(
+            f"{FAKENODES} (pid {rec.pid}), the process of the fake workers, is stopped "
+            f"(SIGSTOP): continue it with `kill -CONT {rec.pid}`, or `kubelab down` and "
+            "`kubelab up`"
+        )
+    else:
+        say(f"{FAKENODES} is already running (pid {rec.pid})")
+    _wait_nodes_ready(cfg, table, workers, timeout_s)
+
+
+def _count_of(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _wait_nodes_ready(
+    cfg: ClusterConfig, table: ProcessTable, workers: tuple[WorkerSpec, ...], timeout_s: float
+) -> None:
+    """Poll the API until every node of `workers` is Ready; fail if `fakenodes` dies."""
+    say(f"waiting for {_count_of(len(workers), 'node')} to be Ready ", end="")
+    names = [w.name for w in workers]
+    endpoints = [f"{m.ip}:{m.grpc_port}" for m in cfg.masters]
+    t0 = time.monotonic()
+    deadline = t0 + timeout_s
+    log = fakenodes_log(cfg)
+    while True:
+        round_start = time.monotonic()
+        view = read_api(cfg, endpoints, NODE_READ_TIMEOUT_S, pods=False)
+        ready = [n for n in names if view.ready.get(n) is True]
+        if len(ready) == len(names):
+            say(f" ok ({time.monotonic() - t0:.1f} s)")
+            return
+        if table.state(FAKENODES) is ProcState.DEAD:
+            say(" failed")
+            rec = table.record(FAKENODES)
+            say(f"{FAKENODES}: {exit_note(rec) if rec else 'it exited'}")
+            print_tail(log)
+            raise CliError(
+                f"{FAKENODES} exited while its nodes were registering; see the log lines "
+                f"above ({log}). The masters are up: fix the cause and run `kubelab up` again."
+            )
+        if time.monotonic() >= deadline:
+            say(" timed out")
+            missing = [n for n in names if n not in ready]
+            why = f"; the API: {view.error}" if view.error else ""
+            raise CliError(
+                f"not every node is Ready after {timeout_s:g} s (not Ready: "
+                f"{', '.join(missing)}{why}). The masters and {FAKENODES} are still running: "
+                f"look at `kubelab status` and {log}; `kubelab down` stops everything."
+            )
+        say(".", end="")
+        time.sleep(max(0.0, 0.5 - (time.monotonic() - round_start)))
 
 
 def _wait_ready(
@@ -293,7 +390,12 @@ def _wait_ready(
 
 
 def _next_steps(cfg: ClusterConfig, leader: str, term: int) -> None:
-    say(f"cluster {cfg.name} is up: leader {leader} (term {term}), {len(cfg.masters)} masters")
+    fake = fake_workers(cfg)
+    workers = f", {_count_of(len(fake), 'fake worker')} Ready" if fake else ""
+    say(
+        f"cluster {cfg.name} is up: leader {leader} (term {term}), {len(cfg.masters)} masters"
+        + workers
+    )
     say(f"  data dir:   {cfg.data_dir}")
     say(f"  tokens:     {cfg.token_file}")
     if cfg.kubeconfig.exists():
@@ -302,7 +404,11 @@ def _next_steps(cfg: ClusterConfig, leader: str, term: int) -> None:
     say("  kubelab status                 # roles, terms, commit indexes")
     say("  kubelab kv put hello world     # a replicated write")
     say(f"  kubelab kill {leader:<17} # kill the leader, watch a new election")
-    say('  kubectl --kubeconfig "$(kubelab kubeconfig)" get namespaces')
+    if fake:
+        say(f"  kubelab kill {fake[0].name:<17} # a node crash: its heartbeats stop")
+        say('  kubectl --kubeconfig "$(kubelab kubeconfig)" get nodes')
+    else:
+        say('  kubectl --kubeconfig "$(kubelab kubeconfig)" get namespaces')
 
 
 # -- down --------------------------------------------------------------------------------------

@@ -9,6 +9,14 @@ files, not from the network, so a paused member shows as `paused` with its role 
 `leader` is the leader of the highest term reported: a member that reports role "leader" at
 that term, else the leader that members at that term name (a leader too busy to answer is
 still the leader), unless that process is known dead. `term` is that highest term.
+
+Fake workers live in one process (`fakenodes`): its pid is their `kubelet_pid`, their state
+comes from its control socket (asked at the same time as the masters, with the same
+deadline), or is the process's own when it is dead or paused. Whether each node is Ready, and
+how many pods are in each phase, is read once from the API (gRPC, served from the local state
+of a master that answered, leader first) with a short deadline: null and `{}` when no answer
+came in time. Workers of the docker and process runtimes have no process yet (the kubelet
+issue) and are not listed.
 """
 
 from __future__ import annotations
@@ -25,13 +33,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane.cli.faults import describe_faults
-from controlplane.config import ClusterConfig
-from controlplane.procs import ProcState, cluster_table
+from controlplane.config import ClusterConfig, ConfigError, WorkerSpec, admin_token
+from controlplane.procs import (
+    FAKENODES,
+    ProcessError,
+    ProcessTable,
+    ProcState,
+    cluster_table,
+    control_call,
+    fake_workers,
+    fakenodes_socket,
+)
 
 from .common import cluster_from_args
 
 PROBE_TIMEOUT_S = 0.3
 """Deadline of one member's answer (connect and read)."""
+API_TIMEOUT_S = 0.5
+"""Deadline of the API reads (nodes and pods) that `status` makes."""
 
 
 @dataclass(frozen=True)
@@ -105,10 +124,123 @@ def leader_of(masters: Sequence[dict[str, Any]]) -> tuple[str | None, int | None
     return None, top
 
 
+@dataclass(frozen=True)
+class APIView:
+    """What the API says about nodes and pods: `ready` by node name (True, False, or None
+    for Unknown), pod counts by phase; `error` when it could not be read (then both empty)."""
+
+    ready: dict[str, bool | None]
+    pods: dict[str, int]
+    error: str | None = None
+
+
+def _ready_of(node: dict[str, Any]) -> bool | None:
+    for c in (node.get("status") or {}).get("conditions") or []:
+        if isinstance(c, dict) and c.get("type") == "Ready":
+            return {"True": True, "False": False}.get(str(c.get("status")))
+    return None
+
+
+def read_api(
+    cfg: ClusterConfig, endpoints: Sequence[str], timeout_s: float, *, pods: bool = True
+) -> APIView:
+    """Nodes' Ready condition and (unless not `pods`) pods per phase, over the gRPC API at
+    `endpoints` (in order) with the admin token, from the masters' local state
+    (resourceVersion "0"), all within about `timeout_s`. Never raises: a failure is in
+    `error`."""
+    if not endpoints:
+        return APIView({}, {}, "no master answered")
+    try:
+        token = admin_token(cfg)
+    except ConfigError as e:
+        return APIView({}, {}, str(e))
+    # Imported here: only a cluster that answers pays for grpc.
+    import asyncio  # noqa: PLC0415
+
+    from controlplane.client.resources import ResourceClient  # noqa: PLC0415
+    from controlplane.kube.errors import APIError  # noqa: PLC0415
+    from controlplane.kube.resources import NODES, PODS  # noqa: PLC0415
+
+    async def read() -> APIView:
+        client = ResourceClient(endpoints, token, timeout=timeout_s, retry_for=timeout_s)
+        try:
+            async with asyncio.timeout(timeout_s):
+                lists = [client.list(NODES, resource_version="0")]
+                if pods:
+                    lists.append(client.list(PODS, resource_version="0"))
+                nodes, *rest = await asyncio.gather(*lists)
+        except TimeoutError:
+            return APIView({}, {}, f"the API did not answer within {timeout_s:g} s")
+        except APIError as e:
+            return APIView({}, {}, f"the API answered {e.code}: {e.message}")
+        finally:
+            await client.close()
+        ready = {
+            str(n["metadata"]["name"]): _ready_of(n)
+            for n in nodes.get("items") or []
+            if isinstance(n, dict) and isinstance(n.get("metadata"), dict)
+        }
+        phases: dict[str, int] = {}
+        for p in (rest[0].get("items") or []) if rest else []:
+            phase = str((p.get("status") or {}).get("phase") or "Unknown")
+            phases[phase] = phases.get(phase, 0) + 1
+        order = {"Running": 0, "Pending": 1}
+        return APIView(
+            ready, dict(sorted(phases.items(), key=lambda kv: (order.get(kv[0], 2), kv[0])))
+        )
+
+    return asyncio.run(read())
+
+
+def _fakenodes_states(
+    cfg: ClusterConfig, table: ProcessTable, timeout_s: float
+) -> tuple[int | None, dict[str, str], str | None]:
+    """(pid of fakenodes or None, state by fake node, error): the states come from its
+    control socket when it runs, else are the process's own (dead or paused)."""
+    workers = fake_workers(cfg)
+    if not workers:
+        return None, {}, None
+    state, rec = table.lookup(FAKENODES)
+    pid = rec.pid if rec else None
+    if state is not ProcState.RUNNING:
+        return pid, {w.name: str(state) for w in workers}, None
+    try:
+        answer = control_call(fakenodes_socket(cfg), {"op": "status"}, timeout_s=timeout_s)
+    except ProcessError as e:
+        return pid, {w.name: str(state) for w in workers}, f"fakenodes: {e}"
+    nodes = answer.get("nodes")
+    if not isinstance(nodes, dict):
+        return pid, {w.name: str(state) for w in workers}, f"fakenodes: unexpected answer {answer}"
+    return pid, {w.name: str(nodes.get(w.name, ProcState.DEAD)) for w in workers}, None
+
+
+def _worker_doc(
+    w: WorkerSpec, pid: int | None, state: str, api: APIView, error: str | None
+) -> dict[str, Any]:
+    return {
+        "name": w.name,
+        "kubelet_pid": pid,
+        "proxy_pid": None,  # fake workers have no kube-proxy (DESIGN.md)
+        "state": state,
+        "alive": state == ProcState.RUNNING,
+        "ready": api.ready.get(w.name),
+        # extras
+        "runtime": w.runtime,
+        "node_ip": w.node_ip,
+        "error": error,
+    }
+
+
 def collect_status(cfg: ClusterConfig, *, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     """The `status --json` document (DESIGN.md shape, plus a few extra keys)."""
     table = cluster_table(cfg)
-    probes = probe_all([(m.ip, m.health_port, "/status") for m in cfg.masters], timeout_s)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        fake = pool.submit(_fakenodes_states, cfg, table, timeout_s)
+        probes = probe_all([(m.ip, m.health_port, "/status") for m in cfg.masters], timeout_s)
+        fake_pid, fake_states, fake_error = fake.result()
+    finally:
+        pool.shutdown(wait=False)
     masters: list[dict[str, Any]] = []
     for spec, probe in zip(cfg.masters, probes, strict=True):
         state, rec = table.lookup(spec.name)
@@ -141,6 +273,17 @@ def collect_status(cfg: ClusterConfig, *, timeout_s: float = PROBE_TIMEOUT_S) ->
             }
         )
     leader, term = leader_of(masters)
+    answering = sorted(
+        (m for m in masters if m["role"] is not None), key=lambda m: m["name"] != leader
+    )
+    specs = [cfg.master(m["name"]) for m in answering]
+    endpoints = [f"{spec.ip}:{spec.grpc_port}" for spec in specs]
+    api = read_api(cfg, endpoints, API_TIMEOUT_S)
+    workers = [
+        _worker_doc(w, fake_pid, fake_states[w.name], api, fake_error)
+        for w in cfg.workers
+        if w.name in fake_states
+    ]
     host, port = cfg.frontdoor
     return {
         "cluster": cfg.name,
@@ -154,8 +297,10 @@ def collect_status(cfg: ClusterConfig, *, timeout_s: float = PROBE_TIMEOUT_S) ->
         "term": term,
         "quorum": cfg.quorum,
         "masters": masters,
-        "workers": [],
-        "pods": {},
+        "workers": workers,
+        "pods": api.pods,
+        "api_error": api.error,
+        "other_workers": [w.name for w in cfg.workers if w.runtime != "fake"],
     }
 
 
@@ -201,7 +346,7 @@ def render_status(doc: dict[str, Any]) -> str:
         lines.append("* leader")
     if all(m["state"] == ProcState.DEAD for m in doc["masters"]):
         lines.append("the cluster is not running: start it with `kubelab up`")
-    lines.append("workers: none running yet (coming with the kubelet issue)")
+    lines += _render_workers(doc)
     raft = doc["raft"]
     timers = doc["timers"]
     raft_pairs = " ".join(f"{k}={_toml(v)}" for k, v in raft.items())
@@ -209,6 +354,49 @@ def render_status(doc: dict[str, Any]) -> str:
     for text in (f"raft: {raft_pairs}", f"timers (profile {timers['profile']}): {timer_pairs}"):
         lines.append(textwrap.fill(text, width=100, subsequent_indent="  ", break_on_hyphens=False))
     return "\n".join(lines)
+
+
+def _render_workers(doc: dict[str, Any]) -> list[str]:
+    """The workers' table (fake workers), the pods per phase, and what is not run yet."""
+    lines: list[str] = []
+    workers = doc.get("workers") or []
+    if workers:
+        header = ("WORKER", "KUBELET", "PROXY", "STATE", "READY", "NOTE")
+        rows = [header]
+        lines.append("")
+        for w in workers:
+            note = f"fake, {w['node_ip']}"
+            if w.get("error"):
+                note = w["error"]
+            rows.append(
+                (
+                    w["name"],
+                    _cell(w["kubelet_pid"]),
+                    _cell(w["proxy_pid"]),
+                    w["state"],
+                    _cell(w["ready"]),
+                    note,
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        for r in rows:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        lines.append("")
+    pods = doc.get("pods") or {}
+    if pods:
+        lines.append("pods: " + ", ".join(f"{phase} {n}" for phase, n in pods.items()))
+    elif workers:
+        error = doc.get("api_error")
+        lines.append(f"pods: unknown ({error})" if error else "pods: none")
+    others = doc.get("other_workers") or []
+    if others and not workers:
+        lines.append("workers: none running yet (coming with the kubelet issue)")
+    elif others:
+        lines.append(
+            f"workers {', '.join(others)}: not running yet (the docker and process runtimes "
+            "come with the kubelet issue)"
+        )
+    return lines
 
 
 def _toml(value: object) -> str:

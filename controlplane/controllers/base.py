@@ -7,8 +7,9 @@ Lease's `Fence` (DESIGN.md, fencing): a paused ex-leader that wakes up with a wr
 is refused by the store (409 "fenced") instead of doubling a pod or a binding.
 
 Two test-only switches, read from the environment of the master process:
-- `KUBELAB_TEST_HOLD_WRITES_FILE`: a path; while the file exists, every write waits before
-  it is sent (so a test can pause a master with a write pending);
+- `KUBELAB_TEST_HOLD_WRITES_FILE`: a path, where `{name}` stands for the master's name;
+  while that file exists, every write waits before it is sent (so a test can pause one
+  master with a write pending);
 - `KUBELAB_UNSAFE_NO_FENCING=1`: writes carry no fence (so the same test can show the
   double that fencing prevents).
 """
@@ -204,8 +205,9 @@ class Manager:
         timers: Timers,
         identity: str,
         component: str,
+        member: str,
     ) -> Manager:
-        hold = os.environ.get(HOLD_WRITES_ENV)
+        hold = os.environ.get(HOLD_WRITES_ENV, "").replace("{name}", member)
         fencing = os.environ.get(NO_FENCING_ENV) != "1"
         if not fencing:
             logger.warning("%s: UNSAFE test switch: writes are not fenced by the lease", name)

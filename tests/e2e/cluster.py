@@ -281,13 +281,25 @@ RESTORED_RE = re.compile(r"restored store from snapshot revision=(\d+) applied_i
 
 
 def cluster_toml(
-    name: str, octet: int, data_dir: Path, masters: int, raft: dict[str, int] | None = None
+    name: str,
+    octet: int,
+    data_dir: Path,
+    masters: int,
+    raft: dict[str, int] | None = None,
+    *,
+    workers: int = 0,
+    runtime: str = "fake",
 ) -> str:
     text = f'[cluster]\nname = "{name}"\nsubnet = "127.{octet}.0.0/16"\n'
     text += f'data_dir = "{data_dir}"\n'
     if raft:
         text += "[raft]\n" + "".join(f"{k} = {v}\n" for k, v in raft.items())
     text += "".join(f'[[masters]]\nname = "master-{i}"\n' for i in range(1, masters + 1))
+    text += "".join(
+        f'[[workers]]\nname = "worker-{i}"\nruntime = "{runtime}"\n'
+        'capacity = { cpu = "2", memory = "4Gi", pods = 110 }\n'
+        for i in range(1, workers + 1)
+    )
     return text
 
 
@@ -298,13 +310,20 @@ def running_cluster(
     preferred_octet: int,
     masters: int = 3,
     raft: dict[str, int] | None = None,
+    workers: int = 0,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Cluster]:
-    """A cluster up for the duration of the block; see the module docstring."""
+    """A cluster up for the duration of the block; see the module docstring. `workers`
+    fake workers; `env` is added to the environment of every `kubelab` command (and so of
+    the processes it starts: test-only switches)."""
     octet = claim_octet(preferred_octet)
     data_dir = root / "data"
     config_file = root / "cluster.toml"
-    config_file.write_text(cluster_toml(f"e2e{octet}", octet, data_dir, masters, raft))
+    config_file.write_text(
+        cluster_toml(f"e2e{octet}", octet, data_dir, masters, raft, workers=workers)
+    )
     cluster = Cluster(config_file, root / "home")
+    cluster.env.update(env or {})
     try:
         t0 = time.monotonic()
         cluster.up()
