@@ -1038,7 +1038,9 @@ async def serve(cfg: ClusterConfig, workers: Sequence[WorkerSpec]) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    client = ResourceClient.for_cluster(cfg, user="kubelet")
+    client = ResourceClient.for_cluster(
+        cfg, user="kubelet", timeout=max(MIN_CALL_DEADLINE_S, cfg.timers.node_lease_renew_s)
+    )
     host = FakeNodeHost(client, workers, cfg.timers, cluster_id=cfg.uid or cfg.name)
     path = fakenodes_socket(cfg)
     task = asyncio.create_task(host.run(), name="fakenodes")

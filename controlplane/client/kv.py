@@ -34,6 +34,11 @@ KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_time_ms", 2000),
     ("grpc.keepalive_timeout_ms", 1000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Without these, gRPC sends at most one ping per 5 minutes on a silent stream, so a
+    # watch on a paused master would hang instead of failing over within seconds.
+    ("grpc.http2.min_time_between_pings_ms", 1000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.ping_timeout_ms", 2000),  # newer gRPC: the deadline of a keepalive ping
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 0),
     # Reconnect quickly to a master that comes back (the default backoff reaches 2 min).

@@ -46,6 +46,11 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 2000),
     ("grpc.keepalive_timeout_ms", 1000),
     ("grpc.keepalive_permit_without_calls", 1),
+    # Without these, gRPC sends at most one ping per 5 minutes on a silent stream, so a
+    # watch on a paused master would hang instead of failing over within seconds.
+    ("grpc.http2.min_time_between_pings_ms", 1000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.ping_timeout_ms", 2000),  # newer gRPC: the deadline of a keepalive ping
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 0),
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -415,6 +420,13 @@ class ResourceClient:
             stub = resources_pb2_grpc.ResourcesStub(self._channels[ep])
             try:
                 resp = await method(stub)(req, timeout=self.timeout, metadata=self._metadata)
+            except asyncio.CancelledError:
+                # The caller's own deadline ran out first (an outer timeout): this master
+                # did not answer in time, so the next call starts with the next one, as
+                # after our own deadline. A paused master must not hold every call.
+                if self.endpoints[self._preferred] == ep:
+                    self._preferred = (self._preferred + 1) % len(self.endpoints)
+                raise
             except grpc.aio.AioRpcError as e:
                 err, retry = classify(e, ep, write=write)
                 if not retry:

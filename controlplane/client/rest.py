@@ -38,6 +38,9 @@ from typing import Any
 from controlplane.config import ClusterConfig, admin_token
 from controlplane.pki import client_ssl_context, pki_paths
 
+CONNECT_TIMEOUT_S = 2.0
+"""TCP + TLS handshake deadline: a paused master accepts TCP and never completes TLS."""
+
 __all__ = [
     "JSON",
     "TABLE",
@@ -294,6 +297,7 @@ class RESTClient:
         self._servers = [_parse_server(s) for s in servers]
         self._token = token
         self._timeout = timeout
+        self._connect_timeout = min(timeout, CONNECT_TIMEOUT_S)
         self._retry_budget = retry_budget
         self._sleep = sleep
         self._clock = clock
@@ -440,10 +444,12 @@ class RESTClient:
         conn: http.client.HTTPConnection
         if server.scheme == "https":
             conn = http.client.HTTPSConnection(
-                server.host, server.port, timeout=self._timeout, context=self._ssl
+                server.host, server.port, timeout=self._connect_timeout, context=self._ssl
             )
         else:
-            conn = http.client.HTTPConnection(server.host, server.port, timeout=self._timeout)
+            conn = http.client.HTTPConnection(
+                server.host, server.port, timeout=self._connect_timeout
+            )
         headers = {
             "Accept": accept,
             "Authorization": f"Bearer {self._token}",
@@ -454,6 +460,10 @@ class RESTClient:
         try:
             try:
                 conn.connect()
+                # A paused master accepts TCP but never finishes TLS: the handshake has its
+                # own short deadline; the answer may then take as long as the request needs.
+                if conn.sock is not None:
+                    conn.sock.settimeout(self._timeout)
                 # A failed send never delivers a complete request: the server cannot act.
                 conn.request(method, target, body=data, headers=headers)
             except (OSError, http.client.HTTPException) as e:

@@ -114,7 +114,9 @@ def _consume(task: asyncio.Future[Obj]) -> None:
     if task.cancelled():
         return
     err = task.exception()
-    if err is not None:
+    if isinstance(err, APIError) and err.message.startswith("fenced"):
+        logger.info("write refused: %s", err.message)
+    elif err is not None:
         logger.debug("write failed: %s", err)
 
 

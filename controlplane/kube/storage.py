@@ -674,8 +674,17 @@ class ObjectStore:
         """The object that stays after a DELETE (None: it goes at once)."""
         meta = cur["metadata"]
         finalizers = list(meta.get("finalizers") or [])
-        if options.propagation_policy == "Foreground" and "foregroundDeletion" not in finalizers:
-            finalizers.append("foregroundDeletion")
+        policy = options.propagation_policy
+        if policy not in (None, "", "Background", "Foreground", "Orphan"):
+            raise errors.bad_request(
+                f'propagationPolicy: Unsupported value: "{policy}": supported values: '
+                '"Foreground", "Background", "Orphan"'
+            )
+        # The garbage collector finishes what these finalizers start (as in Kubernetes).
+        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers = [f for f in finalizers if f != "orphan"] + ["foregroundDeletion"]
+        elif policy == "Orphan" and "orphan" not in finalizers:
+            finalizers = [f for f in finalizers if f != "foregroundDeletion"] + ["orphan"]
         grace = options.grace_period_seconds
         spec: Obj = cur["spec"] if isinstance(cur.get("spec"), dict) else {}
         if res.kind == "Namespace":

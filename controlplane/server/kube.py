@@ -6,8 +6,8 @@ to `kube.storage.Backend`, translating the write contract's errors into Kubernet
 no leader → 503 with Retry-After (nothing was proposed), outcome unknown → 504 without it.
 
 Housekeeping (DESIGN.md) is done by the leader through the log, never by local timers on
-every replica: creating the system namespaces, expiring Events after their TTL, and
-finishing the deletion of terminating namespaces (the namespace controller's job).
+every replica: creating the system namespaces and expiring Events after their TTL.
+(Terminating namespaces are the namespace controller's, controllers/namespace.py.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from controlplane.kube import errors as kerrors
-from controlplane.kube.resources import EVENTS, NAMESPACES, RESOURCES, SYSTEM_NAMESPACES
+from controlplane.kube.resources import EVENTS, NAMESPACES, SYSTEM_NAMESPACES
 from controlplane.kube.storage import DeleteOptions, ObjectStore, parse_rfc3339
 from controlplane.store import Store, StoreError, Watcher
 from controlplane.storepb import store_pb2 as pb
@@ -118,7 +118,6 @@ class Housekeeper:
                 if now - last_round < self.period_s:
                     continue
                 last_round = now
-                await self.finalize_namespaces()
                 if now - last_expiry >= min(60.0, self.event_ttl_s / 10):
                     last_expiry = now
                     await self.expire_events()
@@ -163,42 +162,3 @@ class Housekeeper:
         if expired:
             logger.info("expired %d events older than %.0f s", expired, self.event_ttl_s)
         return expired
-
-    async def finalize_namespaces(self) -> None:
-        """Finish deleting terminating namespaces: delete their objects, then drop the
-        `kubernetes` finalizer (and with it the namespace)."""
-        namespaces = await self.store.list(NAMESPACES, None, None)
-        for ns in namespaces["items"]:
-            if not ns["metadata"].get("deletionTimestamp"):
-                continue
-            name = ns["metadata"]["name"]
-            remaining = 0
-            for res in RESOURCES:
-                if not res.namespaced:
-                    continue
-                items = (await self.store.list(res, name))["items"]
-                for obj in items:
-                    remaining += 1
-                    if obj["metadata"].get("deletionTimestamp"):
-                        continue
-                    try:
-                        await self.store.delete(res, name, obj["metadata"]["name"])
-                    except kerrors.APIError as e:
-                        if e.code != 404:
-                            raise
-            if remaining:
-                continue  # next round: what is terminating gracefully must finish first
-
-            try:
-                await self.store.delete(
-                    NAMESPACES,
-                    "",
-                    name,
-                    DeleteOptions(
-                        preconditions_uid=ns["metadata"].get("uid"), finalize_namespace=True
-                    ),
-                )
-                logger.info("namespace %s deleted", name)
-            except kerrors.APIError as e:
-                if e.code not in (404, 409):
-                    raise

@@ -33,6 +33,7 @@ from controlplane.raftnode.transport import AddressInUse as PeerAddressInUse
 from .api import APIServer
 from .http import AddressInUse, HealthServer, Response
 from .kube import Housekeeper, MasterBackend
+from .managers import run_managers
 from .metrics import Metrics
 from .resources import add_to_server as add_resource_service
 from .rest import RESTServer
@@ -171,6 +172,7 @@ class Master:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._compactor())
                 tg.create_task(housekeeper.run())
+                tg.create_task(run_managers(self.cfg, self.spec))
                 tg.create_task(self.metrics.watch_loop_lag())
                 tg.create_task(self._watch_fatal())
                 await self._stop.wait()

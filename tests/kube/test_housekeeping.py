@@ -1,13 +1,10 @@
-"""The leader's object housekeeping: system namespaces, Event expiry, namespace deletion."""
+"""The leader's object housekeeping: system namespaces and Event expiry."""
 
 from __future__ import annotations
 
 import asyncio
 
-import pytest
-
-from controlplane.kube import errors
-from controlplane.kube.resources import CONFIGMAPS, EVENTS, NAMESPACES, PODS
+from controlplane.kube.resources import EVENTS, NAMESPACES
 from controlplane.kube.storage import LocalBackend, ObjectStore, rfc3339
 from controlplane.server.kube import Housekeeper
 
@@ -58,19 +55,3 @@ def test_events_expire_after_their_ttl() -> None:
     assert asyncio.run(hk.expire_events()) == 1
     left = asyncio.run(store.list(EVENTS, "default"))["items"]
     assert [e["metadata"]["name"] for e in left] == ["fresh"]
-
-
-def test_terminating_namespace_is_emptied_then_removed() -> None:
-    hk, store, _ = keeper()
-    asyncio.run(hk.bootstrap())
-    asyncio.run(store.create(NAMESPACES, "", {"metadata": {"name": "lab"}}))
-    asyncio.run(store.create(CONFIGMAPS, "lab", {"metadata": {"name": "c"}}))
-    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
-    asyncio.run(store.create(PODS, "lab", pod))
-    asyncio.run(store.delete(NAMESPACES, "", "lab"))
-    assert "lab" in names(store)  # Terminating until its content is gone
-    asyncio.run(hk.finalize_namespaces())  # deletes the content
-    asyncio.run(hk.finalize_namespaces())  # then the namespace
-    assert "lab" not in names(store)
-    with pytest.raises(errors.APIError):
-        asyncio.run(store.get(CONFIGMAPS, "lab", "c"))
