@@ -544,6 +544,16 @@ def test_node_timeline_records_ready_changes_and_new_taints() -> None:
     assert n.taints == {"k:NoSchedule": (12.5, 5.0)}  # removed at 9.5, added again at 12.5
 
 
+def test_not_ready_during_the_run_only() -> None:
+    nodes = reschedule.NodeTimeline()
+    nodes.on_event("ADDED", _node("True", [], 1.0), 1.0)
+    nodes.on_event("MODIFIED", _node("Unknown", [], 15.0), 15.5)
+    nodes.on_event("MODIFIED", _node("True", [], 16.0), 16.5)
+    nodes.on_event("MODIFIED", _node("False", [], 40.0), 40.5)  # after the run
+    got = scale.not_ready_during(nodes, 10.0, 30.0)
+    assert got == [{"node": "worker-1", "status": "Unknown", "seen_s": 5.5}]
+
+
 # -- the command line -----------------------------------------------------------------------------
 
 
@@ -651,6 +661,7 @@ def test_scale_document_has_every_figure(scale_run: tuple[Obj, str, Path]) -> No
     _positive(r, "client_cpu_s")
     holders = [h for m in r["masters"].values() for h in m["holds"]]
     assert sorted(holders) == ["kube-controller-manager", "kube-scheduler"]
+    assert isinstance(r["nodes_not_ready"], list)
     el = r["elections_without_fault"]
     assert isinstance(el["count"], int) and el["count"] >= 0 and el["how"]
     assert {t["figure"] for t in r["targets"]} >= {"elections without a fault"}

@@ -39,7 +39,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ from .scale import (
     BENCH_LABEL,
     NS,
     FakeCluster,
+    NodeTimeline,
+    NodeTimes,
     PodTimeline,
     PodTimes,
     claim_octet,
@@ -106,42 +108,6 @@ class LeaseTimeline:
         seen = self.renewals.setdefault(name, [])
         if not seen or seen[-1][1] != renew:
             seen.append((at, renew))
-
-
-@dataclass
-class NodeTimes:
-    ready: list[tuple[float, str, float | None]] = field(default_factory=list)
-    """[(seen, status, lastTransitionTime)], one entry per change of the Ready status."""
-    taints: dict[str, tuple[float, float | None]] = field(default_factory=dict)
-    """"key:effect" -> (first seen, timeAdded)."""
-
-
-class NodeTimeline:
-    """Ready transitions and taints of every node, as the watch showed them."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, NodeTimes] = {}
-
-    def on_event(self, kind: str, node: Obj, at: float) -> None:
-        name = str((node.get("metadata") or {}).get("name") or "")
-        if not name or kind == "DELETED":
-            return
-        n = self.nodes.setdefault(name, NodeTimes())
-        for c in (node.get("status") or {}).get("conditions") or []:
-            if isinstance(c, dict) and c.get("type") == "Ready":
-                status = str(c.get("status"))
-                if not n.ready or n.ready[-1][1] != status:
-                    n.ready.append((at, status, parse_rfc3339(c.get("lastTransitionTime"))))
-        current = set()
-        for t in (node.get("spec") or {}).get("taints") or []:
-            if not isinstance(t, dict):
-                continue
-            key = f"{t.get('key')}:{t.get('effect')}"
-            current.add(key)
-            if key not in n.taints:
-                n.taints[key] = (at, parse_rfc3339(t.get("timeAdded")))
-        for gone in set(n.taints) - current:  # removed: a later one is a new taint
-            del n.taints[gone]
 
 
 class EventLog:
@@ -543,7 +509,12 @@ class RescheduleRun:
                     announced.add(s["stage"])
                     exp = s["expected_s"]
                     expect = f" (expected {exp[0]:g}-{exp[1]:g} s)" if exp else ""
-                    self.log(f"{s['label']}: {s['seen_s']:.2f} s after the last heartbeat{expect}")
+                    if s["stage"] == "last_heartbeat":
+                        self.log(f"{s['label']}: the reference (seen {s['seen_s']:.2f} s later)")
+                    else:
+                        self.log(
+                            f"{s['label']}: {s['seen_s']:.2f} s after the last heartbeat{expect}"
+                        )
             if st["stages"][-1]["seen_s"] is not None:
                 return
             now = time.monotonic()

@@ -70,6 +70,8 @@ from .systems import BenchError, KubelabCluster, _bindable, kubelab_toml
 __all__ = [
     "BENCH_OCTETS",
     "FakeCluster",
+    "NodeTimeline",
+    "NodeTimes",
     "Params",
     "PodTimeline",
     "PodTimes",
@@ -392,6 +394,42 @@ class PodTimeline:
 
     def select(self, pred: Callable[[PodTimes], bool]) -> list[PodTimes]:
         return [p for p in self.pods.values() if pred(p)]
+
+
+@dataclass
+class NodeTimes:
+    ready: list[tuple[float, str, float | None]] = field(default_factory=list)
+    """[(seen, status, lastTransitionTime)], one entry per change of the Ready status."""
+    taints: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    """"key:effect" -> (first seen, timeAdded)."""
+
+
+class NodeTimeline:
+    """Ready transitions and taints of every node, as the watch showed them."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, NodeTimes] = {}
+
+    def on_event(self, kind: str, node: Obj, at: float) -> None:
+        name = str((node.get("metadata") or {}).get("name") or "")
+        if not name or kind == "DELETED":
+            return
+        n = self.nodes.setdefault(name, NodeTimes())
+        for c in (node.get("status") or {}).get("conditions") or []:
+            if isinstance(c, dict) and c.get("type") == "Ready":
+                status = str(c.get("status"))
+                if not n.ready or n.ready[-1][1] != status:
+                    n.ready.append((at, status, parse_rfc3339(c.get("lastTransitionTime"))))
+        current = set()
+        for t in (node.get("spec") or {}).get("taints") or []:
+            if not isinstance(t, dict):
+                continue
+            key = f"{t.get('key')}:{t.get('effect')}"
+            current.add(key)
+            if key not in n.taints:
+                n.taints[key] = (at, parse_rfc3339(t.get("timeAdded")))
+        for gone in set(n.taints) - current:  # removed: a later one is a new taint
+            del n.taints[gone]
 
 
 # -- observing a resource: list, then watch (client clock on every event) -------------------------
@@ -813,6 +851,7 @@ class ScaleRun:
         self.sizes = deployment_sizes(params.pods, params.per_deployment)
         self.doc: dict[str, Any] = {}
         self.timeline = PodTimeline()
+        self.nodes = NodeTimeline()
         self.series: dict[str, list[float]] = {}
 
     def progress(self, n: int, text: str) -> None:
@@ -858,6 +897,13 @@ class ScaleRun:
                 )
             )
             await asyncio.wait_for(synced.wait(), 30)
+            nodes_synced = asyncio.Event()
+            tasks.append(
+                asyncio.create_task(
+                    observe(client, NODES, None, self.nodes.on_event, synced=nodes_synced)
+                )
+            )
+            await asyncio.wait_for(nodes_synced.wait(), 30)
             before = await read_masters(cluster, client, pids)
             fake_pid = cluster.fakenodes_pid()
             fake_cpu, client_cpu = proc_cpu_seconds(fake_pid), time.process_time()
@@ -1030,6 +1076,7 @@ class ScaleRun:
             "mutating": mutating,
             "masters": masters,
             "elections_without_fault": elections_doc(before, after),
+            "nodes_not_ready": not_ready_during(self.nodes, before.at, after.at),
             "profile": profile(
                 t0,
                 created=created,
@@ -1047,6 +1094,17 @@ class ScaleRun:
             doc["profile"].insert(3, bind_step)
         doc["targets"] = targets(doc)
         return doc
+
+
+def not_ready_during(nodes: NodeTimeline, start: float, end: float) -> list[dict[str, Any]]:
+    """Every time a node's Ready condition left True between `start` and `end` (a node
+    that looked dead under load: its pods get evicted after the toleration)."""
+    out = []
+    for name, n in sorted(nodes.nodes.items()):
+        for seen, status, _ in n.ready:
+            if start <= seen <= end and status != "True":
+                out.append({"node": name, "status": status, "seen_s": round(seen - start, 3)})
+    return out
 
 
 def bind_round_trip(scheduler: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -1312,6 +1370,7 @@ def render_scale(doc: Mapping[str, Any]) -> str:
         ["", "p99 ms (buckets)", _fmt(_get(mut, "server_commit", "p99_ms"), 2)],
         ["", "writes per pod", _fmt(r.get("writes_per_pod"), 2)],
         ["elections without a fault", "count", _fmt(el.get("count"))],
+        ["nodes NotReady during the run", "count", _fmt(len(r.get("nodes_not_ready") or []))],
     ]
     out = [title, table(["", "", "measured"], rows, left=2), ""]
     out.append(
@@ -1351,7 +1410,8 @@ def render_scale(doc: Mapping[str, Any]) -> str:
                 _fmt(m.get("cpu_s"), 2),
                 _fmt(m.get("cpu_percent")),
                 _fmt(m.get("proposals")),
-                _fmt(el.get("leader_changes", {}).get(name)),
+                _fmt(_get(m, "commit", "p50_ms"), 2),
+                _fmt(_get(m, "loop_lag", "p99_ms"), 2),
             ]
         )
     fake = r.get("fakenodes") or {}
@@ -1362,12 +1422,10 @@ def render_scale(doc: Mapping[str, Any]) -> str:
             _fmt(_get(fake, "rss", "peak_mb")),
             _fmt(_get(fake, "rss", "rss_mb")),
             _fmt(fake.get("cpu_s"), 2),
-            "-",
-            "-",
-            "-",
+            *["-"] * 4,
         ]
     )
-    res.append(["benchmark", "client", "-", "-", _fmt(r.get("client_cpu_s"), 2), "-", "-", "-"])
+    res.append(["benchmark", "client", "-", "-", _fmt(r.get("client_cpu_s"), 2), *["-"] * 4])
     header = [
         "process",
         "role, leases held",
@@ -1375,14 +1433,21 @@ def render_scale(doc: Mapping[str, Any]) -> str:
         "RSS MB",
         "CPU s",
         "CPU %",
-        "proposals",
-        "leader changes",
+        "writes proposed",
+        "their p50 ms",
+        "loop lag p99 ms",
     ]
     out.append(table(header, res, left=2))
     leases = el.get("leader_leases") or {}
-    moved = [f"{n}: {v.get('transitions')}" for n, v in leases.items()]
-    if moved:
-        out.append("lease transitions during the run: " + ", ".join(moved))
+    moved = [f"{n} {v.get('transitions')}" for n, v in leases.items()]
+    changes = el.get("leader_changes") or {}
+    out.append(
+        "Raft leader changes seen: "
+        + ", ".join(f"{n} {_fmt(v)}" for n, v in changes.items())
+        + ("; lease transitions: " + ", ".join(moved) if moved else "")
+        + "; writes proposed: through that master (followers forward to the leader), with "
+        "their propose -> applied p50"
+    )
     busy = doc.get("busy_at_end") or {}
     if any(busy.values()):
         seen = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in busy.items() if v)
