@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 from kubectl import kubectl_binary, run_kubectl
+from kubernetes import client
 
 from controlplane.client.rest import APIStatusError, RESTClient
+from controlplane.pki import pki_paths
 
 from .cluster import Cluster, running_cluster, wait_for
 
@@ -259,28 +261,61 @@ def test_rollback_reuses_the_old_replicaset(
     assert f'deployment "{name}" successfully rolled out' in status.stdout, status.stderr
 
 
-def test_failed_scheduling_says_why(api: RESTClient) -> None:
-    pod = {
+def set_taints(api: RESTClient, taints: list[Obj]) -> None:
+    for listed in api.get_json("/api/v1/nodes")["items"]:
+        path = f"/api/v1/nodes/{listed['metadata']['name']}"
+        for _ in range(5):
+            node = api.get_json(path)
+            node["spec"]["taints"] = taints
+            try:
+                api.request("PUT", path, body=node)
+                break
+            except APIStatusError as e:
+                if e.code != 409:
+                    raise
+
+
+def failed_scheduling_message(api: RESTClient, pod: Obj) -> str:
+    name = pod["metadata"]["name"]
+    api.request("POST", PODS, body=pod)
+    try:
+
+        def message() -> str | None:
+            events = api.get_json(
+                EVENTS,
+                query={"fieldSelector": f"involvedObject.name={name},reason=FailedScheduling"},
+            )["items"]
+            return str(events[0]["message"]) if events else None
+
+        return wait_for(f"a FailedScheduling event for {name}", message, 30)
+    finally:
+        api.request("DELETE", f"{PODS}/{name}")
+
+
+def small_pod(name: str, cpu: str = "100m") -> Obj:
+    return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "too-big"},
+        "metadata": {"name": name},
         "spec": {
             "containers": [
-                {"name": "c", "image": "kubelab/busybox", "resources": {"requests": {"cpu": "64"}}}
+                {"name": "c", "image": "kubelab/busybox", "resources": {"requests": {"cpu": cpu}}}
             ]
         },
     }
-    api.request("POST", PODS, body=pod)
 
-    def message() -> str | None:
-        events = api.get_json(
-            EVENTS, query={"fieldSelector": "involvedObject.name=too-big,reason=FailedScheduling"}
-        )["items"]
-        return events[0]["message"] if events else None
 
-    text = wait_for("a FailedScheduling event", message, 30)
+def test_failed_scheduling_says_why(api: RESTClient) -> None:
+    text = failed_scheduling_message(api, small_pod("too-big", cpu="64"))
     assert text.startswith("0/3 nodes are available: 3 Insufficient cpu."), text
-    api.request("DELETE", f"{PODS}/too-big")
+    set_taints(api, [{"key": "dedicated", "value": "lab", "effect": "NoSchedule"}])
+    try:
+        text = failed_scheduling_message(api, small_pod("intolerant"))
+    finally:
+        set_taints(api, [])
+    assert text.startswith(
+        "0/3 nodes are available: 3 node(s) had untolerated taint {dedicated: lab}."
+    ), text
 
 
 def test_pausing_the_leader_master_leaves_nodes_ready(cluster: Cluster, api: RESTClient) -> None:
@@ -456,3 +491,28 @@ def test_without_fencing_the_same_run_doubles(
         f"the same run with fencing off: {doubled} extra pod(s) (the double fencing prevents)",
     )
     assert doubled >= 1
+
+
+def test_official_python_client_reads_nodes_and_running_pods(
+    cluster: Cluster, api: RESTClient
+) -> None:
+    """The Python client's models require many fields (nodeInfo's ten, containerStatuses'
+    imageID...): one missing field breaks a whole list call."""
+    api.request("POST", DEPLOYMENTS, body=deployment("pyclient", 2))
+    wait_running(api, "pyclient", 2)
+    conf = client.Configuration()
+    m = cluster.spec(cluster.names[0])
+    conf.host = f"https://{m.ip}:{m.rest_port}"
+    conf.ssl_ca_cert = str(pki_paths(cluster.cfg).ca_cert)
+    conf.api_key = {"authorization": f"Bearer {cluster.token}"}
+    with client.ApiClient(conf) as api_client:
+        core = client.CoreV1Api(api_client)
+        nodes = core.list_node().items
+        assert sorted(n.metadata.name for n in nodes) == ["worker-1", "worker-2", "worker-3"]
+        assert all(n.status.node_info.kubelet_version for n in nodes)
+        pods = core.list_pod_for_all_namespaces(label_selector="app=pyclient").items
+        running_pods = [p for p in pods if p.status.phase == "Running"]
+        assert len(running_pods) == 2
+        assert all(p.status.container_statuses[0].ready for p in running_pods)
+        events = core.list_namespaced_event(NS).items
+        assert any(e.reason == "Scheduled" for e in events)
