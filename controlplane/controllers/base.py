@@ -8,8 +8,9 @@ is refused by the store (409 "fenced") instead of doubling a pod or a binding.
 
 Two test-only switches, read from the environment of the master process:
 - `KUBELAB_TEST_HOLD_WRITES_FILE`: a path, where `{name}` stands for the master's name;
-  while that file exists, every write waits before it is sent (so a test can pause one
-  master with a write pending);
+  while that file exists, every write waits before it is sent, adding a line saying what it
+  is (`create pods default`) to `<file>.held` (so a test can pause one master with a given
+  write pending);
 - `KUBELAB_UNSAFE_NO_FENCING=1`: writes carry no fence (so the same test can show the
   double that fencing prevents).
 """
@@ -72,40 +73,61 @@ class Writer:
         self._fence = fence
         self.hold_file = hold_file
 
-    async def _before(self) -> Fence | None:
+    async def _before(self, what: str) -> Fence | None:
         fence = self._fence()  # taken before the hold: a held write keeps its old term
-        if self.hold_file is not None:
-            while self.hold_file.exists():
+        hold = self.hold_file
+        if hold is not None and hold.exists():
+            # Say which (a line in `<hold>.held`): the test pauses this master only once
+            # the write it cares about waits.
+            held = hold.with_name(hold.name + ".held")
+            with held.open("a") as f:
+                f.write(what + "\n")
+            while hold.exists():
                 await asyncio.sleep(0.05)
         return fence
 
-    async def _write(self, call: Callable[[Fence | None], Awaitable[Obj]]) -> Obj:
+    async def _write(self, what: str, call: Callable[[Fence | None], Awaitable[Obj]]) -> Obj:
         """Run one write to its end even if the controller is cancelled meanwhile (it lost
         its Lease): a decided write may already be on the wire, and the fence, not the
         cancellation, is what keeps a stale one out. (Cancelling it would also hide the
         double in the unfenced test.)"""
 
         async def go() -> Obj:
-            return await call(await self._before())
+            return await call(await self._before(what))
 
         task = asyncio.ensure_future(go())
         task.add_done_callback(_consume)
         return await asyncio.shield(task)
 
     async def create(self, res: Resource, namespace: str, obj: Obj) -> Obj:
-        return await self._write(lambda f: self.client.create(res, namespace, obj, fence=f))
+        return await self._write(
+            f"create {res.plural} {namespace}",
+            lambda f: self.client.create(res, namespace, obj, fence=f),
+        )
 
     async def update(self, res: Resource, namespace: str, obj: Obj) -> Obj:
-        return await self._write(lambda f: self.client.update(res, namespace, obj, fence=f))
+        return await self._write(
+            f"update {res.plural} {namespace}",
+            lambda f: self.client.update(res, namespace, obj, fence=f),
+        )
 
     async def update_status(self, res: Resource, namespace: str, obj: Obj) -> Obj:
-        return await self._write(lambda f: self.client.update_status(res, namespace, obj, fence=f))
+        return await self._write(
+            f"update-status {res.plural} {namespace}",
+            lambda f: self.client.update_status(res, namespace, obj, fence=f),
+        )
 
     async def delete(self, res: Resource, namespace: str, name: str, **kw: Any) -> Obj:
-        return await self._write(lambda f: self.client.delete(res, namespace, name, fence=f, **kw))
+        return await self._write(
+            f"delete {res.plural} {namespace}/{name}",
+            lambda f: self.client.delete(res, namespace, name, fence=f, **kw),
+        )
 
     async def bind(self, namespace: str, name: str, node: str) -> Obj:
-        return await self._write(lambda f: self.client.bind(namespace, name, node, fence=f))
+        return await self._write(
+            f"bind pods {namespace}/{name}",
+            lambda f: self.client.bind(namespace, name, node, fence=f),
+        )
 
 
 def _consume(task: asyncio.Future[Obj]) -> None:

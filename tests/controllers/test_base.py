@@ -47,7 +47,9 @@ def test_every_write_carries_the_fence_taken_before_the_hold(tmp_path: Path) -> 
         await writer.create(CONFIGMAPS, "default", {"metadata": {"name": "x"}})
         hold.touch()
         held = asyncio.ensure_future(writer.delete(NODES, "", "n"))
-        await asyncio.sleep(0.2)
+        held_file = tmp_path / "hold.held"
+        while not (held_file.exists() and "delete nodes /n" in held_file.read_text()):
+            await asyncio.sleep(0.01)
         assert not held.done()  # waits while the file exists
         term[0] = Fence("kube-system", "kcm", "b", 1)  # the Lease changed hands meanwhile
         hold.unlink()

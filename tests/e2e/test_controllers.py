@@ -119,17 +119,23 @@ def nodes_ready(api: RESTClient) -> dict[str, bool]:
     return out
 
 
-def scale(api: RESTClient, name: str, replicas: int) -> None:
-    for _ in range(5):
-        d = api.get_json(f"{DEPLOYMENTS}/{name}")
-        d["spec"]["replicas"] = replicas
+def modify(api: RESTClient, path: str, change: Callable[[Obj], None]) -> Obj:
+    """GET, change, PUT with the resourceVersion read; again on a conflict (the
+    controllers write the same objects), as kubectl does."""
+    for _ in range(10):
+        obj: Obj = api.get_json(path)
+        change(obj)
         try:
-            api.request("PUT", f"{DEPLOYMENTS}/{name}", body=d)
-            return
+            out: Obj = api.request("PUT", path, body=obj).json()
+            return out
         except APIStatusError as e:
             if e.code != 409:
                 raise
-    raise AssertionError(f"could not scale {name}")
+    raise AssertionError(f"{path}: still conflicting after 10 attempts")
+
+
+def scale(api: RESTClient, name: str, replicas: int) -> None:
+    modify(api, f"{DEPLOYMENTS}/{name}", lambda d: d["spec"].update(replicas=replicas))
 
 
 def lease_holder(api: RESTClient, name: str) -> str:
@@ -193,9 +199,13 @@ def test_rolling_update_stays_within_bounds(api: RESTClient) -> None:
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        d = api.get_json(f"{DEPLOYMENTS}/{name}")
-        d["spec"]["template"]["spec"]["containers"][0]["image"] = "kubelab/busybox:2"
-        api.request("PUT", f"{DEPLOYMENTS}/{name}", body=d)
+        modify(
+            api,
+            f"{DEPLOYMENTS}/{name}",
+            lambda d: d["spec"]["template"]["spec"]["containers"][0].update(
+                image="kubelab/busybox:2"
+            ),
+        )
 
         def done() -> bool | None:
             d = api.get_json(f"{DEPLOYMENTS}/{name}")
@@ -264,15 +274,7 @@ def test_rollback_reuses_the_old_replicaset(
 def set_taints(api: RESTClient, taints: list[Obj]) -> None:
     for listed in api.get_json("/api/v1/nodes")["items"]:
         path = f"/api/v1/nodes/{listed['metadata']['name']}"
-        for _ in range(5):
-            node = api.get_json(path)
-            node["spec"]["taints"] = taints
-            try:
-                api.request("PUT", path, body=node)
-                break
-            except APIStatusError as e:
-                if e.code != 409:
-                    raise
+        modify(api, path, lambda node: node["spec"].update(taints=taints))
 
 
 def failed_scheduling_message(api: RESTClient, pod: Obj) -> str:
@@ -438,19 +440,17 @@ def paused_ex_leader_run(cluster: Cluster, api: RESTClient, name: str) -> int:
     wait_running(api, name, 1)
     holder = master_of(lease_holder(api, "kube-controller-manager"))
     hold = Path(cluster.env["KUBELAB_TEST_HOLD_WRITES_FILE"].format(name=holder))
+    held = hold.with_name(hold.name + ".held")
+    held.unlink(missing_ok=True)
     hold.touch()
     rv = api.get_json(PODS)["metadata"]["resourceVersion"]
     try:
-        for _ in range(5):
-            rs = api.get_json(f"{REPLICASETS}/{name}")
-            rs["spec"]["replicas"] = 2
-            try:
-                api.request("PUT", f"{REPLICASETS}/{name}", body=rs)
-                break
-            except APIStatusError as e:
-                if e.code != 409:
-                    raise
-        time.sleep(1.0)  # the holder's ReplicaSet controller reaches the hold
+        modify(api, f"{REPLICASETS}/{name}", lambda rs: rs["spec"].update(replicas=2))
+        wait_for(
+            "the holder's pod create to be held",
+            lambda: True if held.exists() and "create pods" in held.read_text() else None,
+            30,
+        )
         cluster.cli("pause", holder)
         wait_for(
             "another controller-manager",
