@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -221,8 +222,12 @@ class Manager:
         component: str,
         hold_file: Path | None = None,
         fencing: bool = True,
+        components: Mapping[str, str] | None = None,
     ) -> None:
+        """`component`: the source of the controllers' Events; `components` names another
+        one per controller name (Kubernetes' "replicaset-controller"...)."""
         self.name = name
+        self.components = dict(components or {})
         self.client = client
         self.controllers = controllers
         self.timers = timers
@@ -253,6 +258,7 @@ class Manager:
         identity: str,
         component: str,
         member: str,
+        components: Mapping[str, str] | None = None,
     ) -> Manager:
         hold = os.environ.get(HOLD_WRITES_ENV, "").replace("{name}", member)
         fencing = os.environ.get(NO_FENCING_ENV) != "1"
@@ -267,6 +273,7 @@ class Manager:
             component=component,
             hold_file=Path(hold) if hold else None,
             fencing=fencing,
+            components=components,
         )
 
     async def run(self) -> None:
@@ -288,27 +295,37 @@ class Manager:
             "%s: %s leads; starting %d controllers", self.name, self.identity, len(self.controllers)
         )
         informers = SharedInformerFactory(self.client)
-        recorder = EventRecorder(self.client, self.component, host=self.identity)
-        ctx = Context(
+        # One recorder per event source, as Kubernetes names them ("replicaset-controller").
+        recorders: dict[str, EventRecorder] = {}
+        base = Context(
             client=self.client,
             writer=Writer(self.client, self._fence, hold_file=self.hold_file),
             informers=informers,
-            recorder=recorder,
+            recorder=EventRecorder(self.client, self.component, host=self.identity),
             timers=self.timers,
             identity=self.identity,
         )
-        recorder.start()
+        recorders[self.component] = base.recorder
+        contexts = []
+        for c in self.controllers:
+            component = self.components.get(c.name, self.component)
+            if component not in recorders:
+                recorders[component] = EventRecorder(self.client, component, host=self.identity)
+            contexts.append(dataclasses.replace(base, recorder=recorders[component]))
+        for r in recorders.values():
+            r.start()
         try:
-            for c in self.controllers:
+            for c, ctx in zip(self.controllers, contexts, strict=True):
                 c.setup(ctx)
             informers.start()
             while not await informers.wait_for_cache_sync(timeout=5.0):
                 logger.info("%s: waiting for the informers' caches to sync", self.name)
             async with asyncio.TaskGroup() as tg:
-                for c in self.controllers:
+                for c, ctx in zip(self.controllers, contexts, strict=True):
                     tg.create_task(c.run(ctx), name=f"{self.name}/{c.name}")
         finally:
             logger.info("%s: %s stopped leading", self.name, self.identity)
             await informers.stop()
-            with contextlib.suppress(Exception):
-                await recorder.stop()
+            for r in recorders.values():
+                with contextlib.suppress(Exception):
+                    await r.stop()

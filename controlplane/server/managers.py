@@ -28,6 +28,16 @@ logger = logging.getLogger(__name__)
 
 CONTROLLER_USER = "controller"
 
+# The Event source of each controller, as kube-controller-manager names them.
+EVENT_SOURCES = {
+    "replicaset": "replicaset-controller",
+    "deployment": "deployment-controller",
+    "nodelifecycle": "node-controller",
+    "endpoints": "endpoint-controller",
+    "garbagecollector": "garbage-collector-controller",
+    "namespace": "namespace-controller",
+}
+
 
 def client_for(cfg: ClusterConfig, me: MasterSpec) -> ResourceClient:
     """A resource client of every master, `me` first."""
@@ -68,6 +78,7 @@ def managers(cfg: ClusterConfig, me: MasterSpec, client: ResourceClient) -> list
         identity=f"{me.name}_{uuid.uuid4()}",
         component="kube-controller-manager",
         member=me.name,
+        components=EVENT_SOURCES,
     )
     return [scheduler, controller_manager]
 

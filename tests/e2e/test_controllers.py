@@ -515,4 +515,7 @@ def test_official_python_client_reads_nodes_and_running_pods(
         assert len(running_pods) == 2
         assert all(p.status.container_statuses[0].ready for p in running_pods)
         events = core.list_namespaced_event(NS).items
-        assert any(e.reason == "Scheduled" for e in events)
+        sources = {(e.reason, e.source.component) for e in events if e.source}
+        assert ("Scheduled", "default-scheduler") in sources, sources
+        assert ("SuccessfulCreate", "replicaset-controller") in sources, sources
+        assert ("ScalingReplicaSet", "deployment-controller") in sources, sources
