@@ -27,6 +27,7 @@ import grpc
 
 from controlplane.apipb import resources_pb2 as rpb
 from controlplane.apipb import resources_pb2_grpc
+from controlplane.client.kv import KEEPALIVE_OPTIONS
 from controlplane.config import ClusterConfig, ConfigError, read_token_file
 from controlplane.kube import errors
 from controlplane.kube.errors import APIError
@@ -42,21 +43,9 @@ Obj = dict[str, Any]
 STATUS_KEY = "kube-status-bin"  # as controlplane.server.resources sends it
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a big list; objects themselves are at most 1.5 MiB
 
-CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 2000),
-    ("grpc.keepalive_timeout_ms", 1000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    # Without these, gRPC sends at most one ping per 5 minutes on a silent stream, so a
-    # watch on a paused master would hang instead of failing over within seconds.
-    ("grpc.http2.min_time_between_pings_ms", 1000),
-    ("grpc.http2.min_ping_interval_without_data_ms", 1000),
-    ("grpc.http2.ping_timeout_ms", 2000),  # newer gRPC: the deadline of a keepalive ping
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.enable_retries", 0),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-]
+# kv.py's keepalive and reconnect settings (a paused master is found by deadlines), plus
+# room for a big list.
+CHANNEL_OPTIONS = [*KEEPALIVE_OPTIONS, ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
 
 # gRPC codes of calls that carry no Status (the server was never reached, or refused the
 # call before the resource API saw it) -> the HTTP code of the APIError we raise.
