@@ -14,7 +14,9 @@ import os
 import random
 import signal
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 FAKE_MASTER = Path(__file__).with_name("fakemaster.py")
@@ -113,3 +115,39 @@ def cleanup(root: Path) -> list[int]:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     return leaked
+
+
+def interrupt_at(
+    argv: list[str], env: dict[str, str], work: Path, marker: str, timeout: float = 120
+) -> tuple[str, int | None, list[int], list[int]]:
+    """Run `argv` (a benchmark working under `work`), send it SIGTERM once it prints a line
+    containing `marker`, and collect what it printed. Returns (output, exit code, pids still
+    naming `work` right after it exited, leaked pids that `cleanup` had to kill)."""
+    proc = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        for line in proc.stdout:
+            seen.append(line)
+            if marker in line:
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        assert processes_naming(work), f"no process of {work} was running at {marker!r}"
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+        seen.append(rest)
+        left = processes_naming(work)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        leaked = cleanup(work)
+    return "".join(seen), proc.returncode, left, leaked

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from procfixtures import cleanup, processes_naming
+from procfixtures import cleanup, interrupt_at
 
 from controlplane.bench import probes, stats
 from controlplane.bench.report import table
@@ -193,35 +192,9 @@ def test_interrupted_run_stops_every_process(tmp_path: Path) -> None:
     """SIGTERM in the middle of a run: the benchmark stops its cluster before exiting."""
     work = tmp_path / "work"
     argv = [*KUBELAB, "bench", "quorum", "--quick", "--workdir", str(work)]
-    proc = subprocess.Popen(
-        argv,
-        env=_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    seen: list[str] = []
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            seen.append(line)
-            if "phase 2/6" in line:
-                break
-            assert time.monotonic() < deadline, "".join(seen)
-        assert processes_naming(work), "no master was running at phase 2"
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=60)
-        seen.append(rest)
-        assert proc.returncode != 0
-        left = processes_naming(work)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        leaked = cleanup(work)
-    assert not left, f"still running after the interrupted benchmark: {left}\n{''.join(seen)}"
+    output, code, left, leaked = interrupt_at(argv, _env(tmp_path), work, "phase 2/6")
+    assert code != 0, output
+    assert not left, f"still running after the interrupted benchmark: {left}\n{output}"
     assert not leaked
 
 

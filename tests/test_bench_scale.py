@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from procfixtures import cleanup, processes_naming
+from procfixtures import cleanup, interrupt_at
 
 from controlplane.bench import reschedule, scale
 from controlplane.bench.probes import parse_prometheus
@@ -767,35 +766,9 @@ def test_interrupted_run_stops_and_removes_its_cluster(tmp_path: Path) -> None:
     and purges the cluster's data before exiting."""
     work = tmp_path / "work"
     argv = [*KUBELAB, "bench", "scale", "--quick", "--pods", "400", "--workdir", str(work)]
-    proc = subprocess.Popen(
-        argv,
-        env=_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    seen: list[str] = []
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            seen.append(line)
-            if "step 3/4" in line:
-                break
-            assert time.monotonic() < deadline, "".join(seen)
-        assert processes_naming(work), "no master was running at step 3"
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=60)
-        seen.append(rest)
-        assert proc.returncode != 0
-        left = processes_naming(work)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        leaked = cleanup(work)
-    assert not left, f"still running after the interrupted benchmark: {left}\n{''.join(seen)}"
+    output, code, left, leaked = interrupt_at(argv, _env(tmp_path), work, "step 3/4")
+    assert code != 0, output
+    assert not left, f"still running after the interrupted benchmark: {left}\n{output}"
     assert not leaked
-    assert "interrupted" in "".join(seen)
+    assert "interrupted" in output
     assert not (work / "cluster" / "data").exists()

@@ -306,7 +306,7 @@ def run_master(config: Path, name: str, *, initial_cluster: bool) -> int:
     t0 = time.monotonic()
     try:
         return asyncio.run(Master(cfg, name, initial_cluster=initial_cluster).run())
-    except (Refused, AddressInUse, PeerAddressInUse, StorageError) as e:
+    except (Refused, AddressInUse, PeerAddressInUse, StorageError, ConfigError) as e:
         logger.error("refused to start: %s", e)
         print(f"{name}: refused to start: {e}", file=sys.stderr)
         return EXIT_REFUSED
