@@ -198,14 +198,21 @@ class ResourceClient:
 
     @classmethod
     def for_cluster(
-        cls, cfg: ClusterConfig, user: str = "controller", *, timeout: float = 5.0
+        cls,
+        cfg: ClusterConfig,
+        user: str = "controller",
+        *,
+        timeout: float = 5.0,
+        first: str | None = None,
     ) -> ResourceClient:
-        """A client of every master of `cfg`, with the token of `user` in its token file;
-        `ConfigError` naming the file and its users when there is none."""
+        """A client of every master of `cfg` (the one named `first` before the others),
+        with the token of `user` in its token file; `ConfigError` naming the file and its
+        users when there is none."""
         tokens = read_token_file(cfg.token_file)
         for t in tokens:
             if t.user == user:
-                endpoints = [f"{m.ip}:{m.grpc_port}" for m in cfg.masters]
+                masters = sorted(cfg.masters, key=lambda m: m.name != first)  # stable
+                endpoints = [f"{m.ip}:{m.grpc_port}" for m in masters]
                 return cls(endpoints, t.token, timeout=timeout)
         users = ", ".join(sorted({t.user for t in tokens})) or "none"
         raise ConfigError(f"{cfg.token_file}: no token for user {user!r} (users: {users})")

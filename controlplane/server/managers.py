@@ -14,7 +14,7 @@ import logging
 import uuid
 
 from controlplane.client.resources import ResourceClient
-from controlplane.config import ClusterConfig, MasterSpec, read_token_file
+from controlplane.config import ClusterConfig, MasterSpec
 from controlplane.controllers.base import Manager
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.controllers.endpoints import EndpointsController
@@ -37,18 +37,6 @@ EVENT_SOURCES = {
     "garbagecollector": "garbage-collector-controller",
     "namespace": "namespace-controller",
 }
-
-
-def client_for(cfg: ClusterConfig, me: MasterSpec) -> ResourceClient:
-    """A resource client of every master, `me` first."""
-    token = next(
-        (t.token for t in read_token_file(cfg.token_file) if t.user == CONTROLLER_USER), None
-    )
-    if token is None:
-        raise RuntimeError(f"{cfg.token_file} has no token for user {CONTROLLER_USER!r}")
-    others = [m for m in cfg.masters if m.id != me.id]
-    endpoints = [f"{m.ip}:{m.grpc_port}" for m in (me, *others)]
-    return ResourceClient(endpoints, token)
 
 
 def managers(cfg: ClusterConfig, me: MasterSpec, client: ResourceClient) -> list[Manager]:
@@ -85,7 +73,7 @@ def managers(cfg: ClusterConfig, me: MasterSpec, client: ResourceClient) -> list
 
 async def run_managers(cfg: ClusterConfig, me: MasterSpec) -> None:
     """Run both managers until cancelled."""
-    client = client_for(cfg, me)
+    client = ResourceClient.for_cluster(cfg, CONTROLLER_USER, first=me.name)
     try:
         async with asyncio.TaskGroup() as tg:
             for m in managers(cfg, me, client):

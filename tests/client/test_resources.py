@@ -551,6 +551,10 @@ def test_for_cluster_uses_the_masters_and_the_users_token(tmp_path: Any) -> None
             assert client._metadata == (("authorization", "Bearer ctl-tok"),)
             with pytest.raises(ConfigError, match="no token for user 'kubelet'"):
                 ResourceClient.for_cluster(cfg, "kubelet")
+            second = ResourceClient.for_cluster(cfg, first=cfg.masters[1].name)
+            m = cfg.masters
+            assert second.endpoints == [f"{x.ip}:{x.grpc_port}" for x in (m[1], m[0], *m[2:])]
+            await second.close()
         finally:
             await client.close()
 
